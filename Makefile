@@ -1,0 +1,23 @@
+# The two commands of the README. Both bootstrap .venv once: the stamp is
+# rebuilt only when setup.cfg or pyproject.toml change.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tfxfer-installed
+
+.PHONY: demo test clean
+
+demo: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/tfxfer demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,52 @@
+"""Test setup: private Keras and TF-Hub caches, small real models."""
+
+import os
+import tempfile
+
+# Before Keras is imported: it reads KERAS_HOME once. Tests never see (or
+# fill) the user's caches, and nothing is downloaded.
+_CACHES = tempfile.mkdtemp(prefix="tfxfer-test-caches-")
+os.environ["KERAS_HOME"] = os.path.join(_CACHES, "keras")
+os.environ["TFHUB_CACHE_DIR"] = os.path.join(_CACHES, "tfhub")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tfxfer.export import export_hub_module  # noqa: E402
+
+IMAGE_SHAPE = (8, 8, 1)
+
+
+def small_bn_model(seed=0):
+    """Conv + BatchNorm + pooling: a source with trainable and moving weights."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(IMAGE_SHAPE)
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x)
+
+
+@pytest.fixture
+def source_model():
+    """A fresh copy (same seed) of the model behind `hub_module`."""
+    return small_bn_model()
+
+
+@pytest.fixture(scope="session")
+def hub_module(tmp_path_factory):
+    """A TF-Hub-format SavedModel of `small_bn_model()`, in a temporary folder."""
+    return export_hub_module(small_bn_model(), tmp_path_factory.mktemp("hub") / "module", IMAGE_SHAPE)
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 17, size=(16, *IMAGE_SHAPE)).astype("uint8")
+
+
+@pytest.fixture
+def labels():
+    return np.random.default_rng(1).integers(0, 3, size=16)

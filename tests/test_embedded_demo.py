@@ -1,0 +1,49 @@
+"""The embedded source in models/ and the demo that transfers it."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tfxfer import HubFeatures, demo
+from tfxfer.sources.embedded import FEATURE_DIM, digits, embedded_source_path, verify_manifest
+
+
+def test_embedded_source_matches_its_manifest_and_gives_features():
+    path = embedded_source_path()
+    manifest = verify_manifest(path)
+    assert manifest["held_out_accuracy"] >= 0.95
+    assert manifest["command"].startswith("python -m tfxfer.sources.embedded")
+    images, _ = digits((5, 6))
+    features = HubFeatures(path)(images[:7])
+    assert features.shape == (7, FEATURE_DIM) and features.dtype.name == "float32"
+
+
+def test_tampered_copy_is_detected(tmp_path):
+    copy = tmp_path / "digits04_cnn"
+    shutil.copytree(embedded_source_path(), copy)
+    data = next((copy / "variables").glob("variables.data-*"))
+    content = bytearray(data.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    data.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=r"variables/variables.data-.*git checkout"):
+        verify_manifest(copy)
+
+
+def test_few_label_split_is_exact_and_disjoint():
+    labels = np.repeat(np.arange(5), 30)
+    train, test = demo.few_label_split(labels, 4, seed=0)
+    assert np.bincount(labels[train]).tolist() == [4] * 5
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(labels)
+    again, _ = demo.few_label_split(labels, 4, seed=0)
+    np.testing.assert_array_equal(train, again)
+
+
+@pytest.mark.slow
+def test_transfer_beats_scratch_at_the_smallest_budget():
+    results = demo.run(budgets=(5,), seeds=(0, 1), progress=False)
+    mean = {strategy: np.mean(results[(strategy, 5)]) for strategy in demo.STRATEGIES}
+    assert mean["fine-tuning"] > mean["from scratch"] + 0.1
+    assert mean["feature extraction"] > mean["from scratch"]
+    table = demo.format_table(results)
+    assert "fine-tuning" in table and "2 seeds" in table

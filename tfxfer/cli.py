@@ -1,0 +1,36 @@
+"""The `tfxfer` command."""
+
+import argparse
+
+
+def _demo(args):
+    from tfxfer import demo
+
+    demo.main(budgets=tuple(args.budgets), seeds=args.seeds, epochs=args.epochs)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tfxfer", description="Transfer learning on Keras 3 / TensorFlow."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="transfer the embedded digits 0-4 source to digits 5-9 (offline)",
+    )
+    demo.add_argument("--seeds", type=int, default=5, help="seeds to average over (default 5)")
+    demo.add_argument(
+        "--budgets", type=int, nargs="+", default=[5, 10], help="labels per class (default 5 10)"
+    )
+    demo.add_argument("--epochs", type=int, default=30, help="epochs per stage (default 30)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

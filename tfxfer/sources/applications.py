@@ -1,0 +1,213 @@
+"""`ImageBackbone`: Keras Applications ImageNet models that take raw images.
+
+Resizing and the family's own preprocessing live inside the graph, so the
+backbone (and any model built on it, and its SavedModel) takes raw images:
+uint8 or float in [0, 255], of any size. Blocks are exposed in named groups,
+bottom to top, so that fine-tuning can unfreeze "the top k groups".
+"""
+
+import collections
+import dataclasses
+import os
+import re
+
+import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class _Architecture:
+    constructor: str  # attribute of keras.applications
+    family: str  # module of keras.applications that holds preprocess_input
+    input_size: int  # the size the ImageNet weights were trained at
+    group_of: callable  # layer name -> block group name
+
+
+def _resnet_group(name):
+    match = re.match(r"(conv[2-5])_", name)
+    return match.group(1) if match else "stem"
+
+
+def _mobilenet_v2_group(name):
+    if name.startswith("expanded_conv"):
+        return "block_0"
+    match = re.match(r"block_(\d+)_", name)
+    if match:
+        return f"block_{match.group(1)}"
+    return "top" if name in ("Conv_1", "Conv_1_bn", "out_relu") else "stem"
+
+
+def _efficientnet_group(name):
+    match = re.match(r"block(\d)", name)
+    if match:
+        return f"block{match.group(1)}"
+    return "top" if name.startswith("top_") else "stem"
+
+
+ARCHITECTURES = {
+    "resnet50": _Architecture("ResNet50", "resnet", 224, _resnet_group),
+    "resnet101": _Architecture("ResNet101", "resnet", 224, _resnet_group),
+    "resnet152": _Architecture("ResNet152", "resnet", 224, _resnet_group),
+    "mobilenet_v2": _Architecture("MobileNetV2", "mobilenet_v2", 224, _mobilenet_v2_group),
+    "efficientnet_b0": _Architecture("EfficientNetB0", "efficientnet", 224, _efficientnet_group),
+    "efficientnet_b1": _Architecture("EfficientNetB1", "efficientnet", 240, _efficientnet_group),
+    "efficientnet_b2": _Architecture("EfficientNetB2", "efficientnet", 260, _efficientnet_group),
+    "efficientnet_b3": _Architecture("EfficientNetB3", "efficientnet", 300, _efficientnet_group),
+}
+_POOLINGS = (None, "avg", "max")
+
+
+def _architecture(name):
+    if name not in ARCHITECTURES:
+        raise ValueError(
+            f"Unknown backbone {name!r}. Known backbones: "
+            f"{', '.join(sorted(ARCHITECTURES))}. Received: architecture={name!r}"
+        )
+    return ARCHITECTURES[name]
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class ApplicationPreprocessing(keras.layers.Layer):
+    """The `preprocess_input` of a Keras Applications family, as a layer.
+
+    Args:
+        family: the `keras.applications` module, e.g. `"resnet"`,
+            `"mobilenet_v2"`, `"efficientnet"`.
+    """
+
+    def __init__(self, family, **kwargs):
+        super().__init__(**kwargs)
+        self.family = family
+        self._preprocess = getattr(keras.applications, family).preprocess_input
+
+    def call(self, images):
+        return self._preprocess(keras.ops.cast(images, self.compute_dtype))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "family": self.family}
+
+
+def _keras_models_folder():
+    home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
+    return os.path.join(os.path.expanduser(home), "models")
+
+
+def _load_application(architecture, weights, input_size):
+    spec = _architecture(architecture)
+    constructor = getattr(keras.applications, spec.constructor)
+    kwargs = dict(include_top=False, input_shape=(input_size, input_size, 3))
+    if weights in (None, "imagenet"):
+        try:
+            return constructor(weights=weights, **kwargs)
+        except Exception as error:  # the download: URL, HTTP or OS errors
+            if weights is None:
+                raise
+            raise ConnectionError(
+                f"Could not get the ImageNet weights of {architecture!r} "
+                f"({type(error).__name__}: {error}). Without network, copy "
+                "the Keras weights file into the Keras cache "
+                f"('{_keras_models_folder()}'; set KERAS_HOME to move it), or "
+                "pass weights='path/to/weights_no_top.h5'."
+            ) from error
+    path = os.path.expanduser(os.fspath(weights))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No weights file at '{weights}'. Pass weights='imagenet', None, "
+            "or the path of a Keras Applications .h5 weights file for "
+            f"{architecture!r} without the classifier (include_top=False)."
+        )
+    try:
+        return constructor(weights=path, **kwargs)
+    except (ValueError, KeyError, OSError) as error:
+        raise ValueError(
+            f"Could not load '{path}' into {architecture!r}: {error}. The file "
+            f"must hold Keras Applications weights of {architecture!r} without "
+            "the classifier (the '..._no_top.h5' file)."
+        ) from error
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class ImageBackbone(keras.Model):
+    """A Keras Applications backbone that takes raw images of any size.
+
+    Args:
+        architecture: one of `tfxfer.sources.applications.ARCHITECTURES`:
+            `"resnet50"`, `"mobilenet_v2"`, `"efficientnet_b0"`, ...
+        weights: `"imagenet"` (the Keras cache; downloaded when online), the
+            path of a local `.h5` weights file (without the top), or `None`.
+        input_size: side of the square the images are resized to; the
+            architecture's ImageNet size by default.
+        pooling: `"avg"` (default) or `"max"` for a feature vector, `None`
+            for the feature map.
+
+    Example:
+
+    >>> import numpy as np, tfxfer
+    >>> backbone = tfxfer.ImageBackbone("mobilenet_v2", weights=None, input_size=96)
+    >>> backbone(np.zeros((2, 32, 32, 3), "uint8")).shape
+    TensorShape([2, 1280])
+    >>> list(backbone.block_groups)[-2:]
+    ['block_16', 'top']
+    """
+
+    def __init__(self, architecture, weights="imagenet", input_size=None, pooling="avg", **kwargs):
+        if pooling not in _POOLINGS:
+            raise ValueError(
+                f"pooling must be one of {_POOLINGS}. Received: pooling={pooling!r}"
+            )
+        spec = _architecture(architecture)
+        input_size = int(input_size or spec.input_size)
+        if input_size < 32:
+            raise ValueError(
+                f"input_size must be at least 32 pixels. Received: input_size={input_size}"
+            )
+
+        # === Layers ===
+        application = _load_application(architecture, weights, input_size)
+        preprocessing = ApplicationPreprocessing(spec.family, name="preprocessing")
+        resizing = keras.layers.Resizing(input_size, input_size, name="resizing")
+        pool = {
+            "avg": keras.layers.GlobalAveragePooling2D(name="avg_pool"),
+            "max": keras.layers.GlobalMaxPooling2D(name="max_pool"),
+        }.get(pooling)
+
+        # === Functional Model ===
+        images = keras.Input((None, None, 3), name="images")
+        features = application(preprocessing(resizing(images)))
+        if pool is not None:
+            features = pool(features)
+        kwargs.setdefault("name", f"{architecture}_backbone")
+        super().__init__(images, features, **kwargs)
+
+        # === Config ===
+        self.architecture = architecture
+        self.input_size = input_size
+        self.pooling = pooling
+        self.application = application
+
+    @property
+    def block_groups(self):
+        """Ordered dict, bottom to top: group name -> layers of that group."""
+        group_of = _architecture(self.architecture).group_of
+        groups = collections.OrderedDict()
+        for layer in self.application.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            groups.setdefault(group_of(layer.name), []).append(layer)
+        return groups
+
+    def get_config(self):
+        # Weights travel in the .keras file, not in the config.
+        return {
+            "architecture": self.architecture,
+            "input_size": self.input_size,
+            "pooling": self.pooling,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(weights=None, **config)

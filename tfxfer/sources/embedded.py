@@ -1,0 +1,166 @@
+"""The embedded default source, shipped in `models/` so the demo needs no network.
+
+A small CNN learns scikit-learn's digits 0-4 (the 8x8 images `load_digits`
+ships) and is exported as a TF-Hub-format SavedModel: its 64-d features are
+the knowledge the demo transfers to digits 5-9. The manifest beside it
+records each file's sha256, the data, and the command that rebuilt it:
+
+    python -m tfxfer.sources.embedded models/digits04_cnn
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+EMBEDDED_NAME = "digits04_cnn"
+MANIFEST = "manifest.json"
+SOURCE_CLASSES = (0, 1, 2, 3, 4)
+FEATURE_DIM = 64
+IMAGE_SHAPE = (8, 8, 1)
+
+
+def models_folder():
+    """`models/` of the repository, or `$TFXFER_MODELS` when set."""
+    default = pathlib.Path(__file__).resolve().parents[2] / "models"
+    return pathlib.Path(os.environ.get("TFXFER_MODELS", default))
+
+
+def embedded_source_path(verify=True):
+    """Folder of the embedded source, checked against its manifest."""
+    folder = models_folder() / EMBEDDED_NAME
+    if not (folder / MANIFEST).is_file():
+        raise FileNotFoundError(
+            f"The embedded source is missing: no '{folder / MANIFEST}'. "
+            "Rebuild it with `python -m tfxfer.sources.embedded "
+            f"{folder}`, or set TFXFER_MODELS to the folder that holds "
+            f"{EMBEDDED_NAME}/."
+        )
+    if verify:
+        verify_manifest(folder)
+    return str(folder)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_hashes(folder):
+    folder = pathlib.Path(folder)
+    return {
+        path.relative_to(folder).as_posix(): _sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def verify_manifest(folder):
+    """Raises when a file of `folder` differs from its manifest's sha256."""
+    manifest = json.loads((pathlib.Path(folder) / MANIFEST).read_text())
+    found = _file_hashes(folder)
+    expected = manifest["files"]
+    bad = sorted(
+        name for name in set(expected) | set(found) if expected.get(name) != found.get(name)
+    )
+    if bad:
+        raise ValueError(
+            f"'{folder}' does not match its manifest (files {bad} differ, are "
+            f"missing or extra). Restore it from git (`git checkout -- "
+            f"{folder}`) or rebuild it: {manifest['command']}"
+        )
+    return manifest
+
+
+def digits(classes):
+    """scikit-learn's 8x8 digits of `classes`: images (n, 8, 8, 1) in [0, 16], labels."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    keep = np.isin(data.target, classes)
+    images = data.images[keep].astype("float32")[..., None]
+    return images, data.target[keep].astype("int64")
+
+
+def feature_extractor(seed=None):
+    """The source architecture: 8x8 digit images -> 64-d features."""
+    import keras
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    inputs = keras.Input(IMAGE_SHAPE, name="images")
+    x = layers.Rescaling(1 / 16)(inputs)
+    for filters in (32, 64):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    features = layers.Dense(FEATURE_DIM, activation="relu")(x)
+    return keras.Model(inputs, features, name="digits_features")
+
+
+def build_embedded_source(folder, seed=0, epochs=40):
+    """Trains the source on digits 0-4, exports it to `folder`, writes the manifest."""
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    from tfxfer.export import export_hub_module
+
+    images, labels = digits(SOURCE_CLASSES)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    held_out, train = order[: len(order) // 5], order[len(order) // 5 :]
+    extractor = feature_extractor(seed)
+    classifier = keras.Sequential([extractor, keras.layers.Dense(len(SOURCE_CLASSES))])
+    classifier.compile(
+        keras.optimizers.Adam(3e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    classifier.fit(images[train], labels[train], epochs=epochs, batch_size=32, verbose=2)
+    _, accuracy = classifier.evaluate(images[held_out], labels[held_out], verbose=0)
+    export_hub_module(extractor, folder, IMAGE_SHAPE)
+    manifest = {
+        "name": EMBEDDED_NAME,
+        "what": "CNN features (64-d) of 8x8 digit images, TF-Hub reusable "
+        "SavedModel: __call__(images float32 (batch, 8, 8, 1) in [0, 16], "
+        "training=False) -> (batch, 64)",
+        "data": f"sklearn.datasets.load_digits, classes {list(SOURCE_CLASSES)}: "
+        f"{len(train)} training images, {len(held_out)} held out",
+        "held_out_accuracy": round(float(accuracy), 4),
+        "seed": seed,
+        "epochs": epochs,
+        "versions": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
+        "command": f"python -m tfxfer.sources.embedded {folder} --seed {seed} --epochs {epochs}",
+        "files": _file_hashes(folder),
+    }
+    (pathlib.Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", help="where to write the module (must not exist)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=40)
+    args = parser.parse_args(argv)
+    manifest = build_embedded_source(args.folder, seed=args.seed, epochs=args.epochs)
+    print(f"wrote {args.folder}: held-out accuracy {manifest['held_out_accuracy']:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
