@@ -18,3 +18,11 @@ def test_readme_example_builds_both_models():
 def test_readme_gives_the_two_commands():
     text = README.read_text()
     assert "make demo" in text and "make test" in text
+
+
+def test_readme_fine_tuning_recipe_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    namespace = {}
+    exec(compile(blocks[1], str(README), "exec"), namespace)
+    assert len(namespace["history"]["fine_tune"].history["loss"]) == 1
+    assert [v.path for v in namespace["model"].backbone.trainable_weights][-1] == "Conv_1/kernel"

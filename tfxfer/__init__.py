@@ -6,5 +6,7 @@ layers; see `HubFeatures` and `ImageBackbone`.
 
 from tfxfer.export import export_hub_module
 from tfxfer.sources import HubFeatures, ImageBackbone, embedded_source_path
+from tfxfer.tasks import ImageClassifier
+from tfxfer.transfer import fine_tune
 
 __version__ = "0.1.0"

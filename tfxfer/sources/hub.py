@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras.src.saving import serialization_lib
 
 _SAVED_MODEL_FILE = "saved_model.pb"
+BN_MODES = ("train", "frozen")
 
 
 def is_remote_handle(handle):
@@ -124,6 +125,10 @@ class HubFeatures(keras.layers.Layer):
         trainable: `False` (default) freezes the module's variables and
             runs it in inference mode; `True` fine-tunes them and passes
             `training` through to modules whose `__call__` accepts it.
+        bn: `"train"` (default) passes `training` through when trainable;
+            `"frozen"` always runs the module in inference mode, so its
+            BatchNorm keeps its moving statistics while its variables may
+            still be fine-tuned (the `bn` switch of `tfxfer.fine_tune`).
 
     Example:
 
@@ -143,9 +148,13 @@ class HubFeatures(keras.layers.Layer):
         arguments=None,
         input_dtype=None,
         trainable=False,
+        bn="train",
         **kwargs,
     ):
         super().__init__(trainable=trainable, **kwargs)
+        if bn not in BN_MODES:
+            raise ValueError(f"bn must be one of {BN_MODES}. Received: bn={bn!r}")
+        self.bn = bn
         self.handle = os.fspath(handle)
         self.signature = signature
         self.output_key = output_key
@@ -155,7 +164,8 @@ class HubFeatures(keras.layers.Layer):
         self._accepts_training = self._signature_input is None and _accepts(
             self._function, "training"
         )
-        self.module_dtype = tf.as_dtype(input_dtype or self._declared_input_dtype())
+        spec = self._declared_spec()
+        self.module_dtype = tf.as_dtype(input_dtype or (spec.dtype if spec else tf.float32))
         functions = getattr(self._function, "concrete_functions", [self._function])
         self.module_weights = [
             _keras_view(v) for v in _module_variables(self._module, functions)
@@ -189,15 +199,21 @@ class HubFeatures(keras.layers.Layer):
             )
         return function, free[0]
 
-    def _declared_input_dtype(self):
+    def _declared_spec(self):
+        """The TensorSpec the module declares for its input, or None."""
         if self._signature_input is not None:
-            spec = self._function.structured_input_signature[1][self._signature_input]
-            return spec.dtype
+            return self._function.structured_input_signature[1][self._signature_input]
         for function in getattr(self._function, "concrete_functions", []):
             args = function.structured_input_signature[0]
             if args and isinstance(args[0], tf.TensorSpec):
-                return args[0].dtype
-        return tf.float32
+                return args[0]
+        return None
+
+    @property
+    def module_input_shape(self):
+        """The input shape (without batch) the module declares, or None."""
+        spec = self._declared_spec()
+        return None if spec is None else tuple(spec.shape[1:])
 
     def call(self, inputs, training=False):
         if self.module_dtype == tf.string:
@@ -211,7 +227,7 @@ class HubFeatures(keras.layers.Layer):
             if self._accepts_training:
                 # A frozen module runs in inference mode: BatchNorm keeps its
                 # moving statistics, dropout is off.
-                kwargs["training"] = bool(training) and self.trainable
+                kwargs["training"] = bool(training) and self.trainable and self.bn == "train"
             outputs = self._function(inputs, **kwargs)
         outputs = self._pick_output(outputs)
         if outputs.dtype.is_floating:
@@ -239,6 +255,7 @@ class HubFeatures(keras.layers.Layer):
             output_key=self.output_key,
             arguments=dict(self.arguments),
             input_dtype=self.module_dtype.name,
+            bn=self.bn,
         )
         return config
 

@@ -1,0 +1,129 @@
+"""Staged fine-tuning: which weights move, BatchNorm policy, resume."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfxfer import HubFeatures, ImageBackbone, ImageClassifier, fine_tune
+from tfxfer.transfer import unfreeze_top
+from tfxfer.transfer.fine_tune import group_rate_multipliers
+
+from conftest import IMAGE_SHAPE
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 17, size=(24, *IMAGE_SHAPE)).astype("uint8")
+LABELS = np.arange(24) % 3
+
+
+def small_source(seed=0):
+    """Two conv + BatchNorm blocks: four weighted layers, so four groups."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(IMAGE_SHAPE)
+    x = keras.layers.Conv2D(4, 3, name="conv_a")(inputs)
+    x = keras.layers.BatchNormalization(name="bn_a")(x)
+    x = keras.layers.Conv2D(4, 3, name="conv_b")(keras.layers.ReLU()(x))
+    x = keras.layers.BatchNormalization(name="bn_b")(x)
+    return keras.Model(inputs, x, name="small_source")
+
+
+def _snapshot(source):
+    return {f"{layer.name}/{v.name}": np.array(v) for layer in source.layers for v in layer.weights}
+
+
+def _changed(before, after):
+    return {name for name in before if not np.allclose(before[name], after[name])}
+
+
+@pytest.mark.parametrize("bn", ["frozen", "train"])
+def test_only_the_top_groups_move_and_bn_follows_the_switch(bn):
+    source = small_source()
+    model = ImageClassifier(source, num_classes=3, dropout=0.0)
+    before = _snapshot(source)
+    fine_tune(model, IMAGES, LABELS, epochs=3, warmup_epochs=1, unfreeze=2, bn=bn, verbose=0, batch_size=8)
+    changed = _changed(before, _snapshot(source))
+    if bn == "frozen":  # conv_b trains; bn_b keeps statistics, scale and offset
+        assert changed == {"conv_b/kernel", "conv_b/bias"}
+    else:  # bn_b trains and updates its moving statistics
+        assert changed == {"conv_b/kernel", "conv_b/bias", "bn_b/gamma", "bn_b/beta", "bn_b/moving_mean", "bn_b/moving_variance"}
+
+
+@pytest.mark.parametrize("bn, statistics_move", [("frozen", False), ("train", True)])
+def test_bn_switch_behaves_the_same_for_a_hub_module(hub_module, bn, statistics_move):
+    source = HubFeatures(hub_module)
+    model = ImageClassifier(source, num_classes=3, dropout=0.0)
+    before = {v.name: np.array(v) for v in source._module.variables}
+    fine_tune(model, IMAGES, LABELS, epochs=2, warmup_epochs=1, bn=bn, verbose=0, batch_size=8)
+    changed = {name for name, value in before.items() if not np.allclose(value, [v for v in source._module.variables if v.name == name][0])}
+    assert any("kernel" in name for name in changed)  # the module is fine-tuned either way
+    assert any("moving_mean" in name for name in changed) == statistics_move
+
+
+def test_warmup_trains_the_head_with_the_source_frozen():
+    source = small_source()
+    model = ImageClassifier(source, num_classes=3, dropout=0.0)
+    before, head = _snapshot(source), np.array(model.head.kernel)
+    fine_tune(model, IMAGES, LABELS, epochs=0, warmup_epochs=2, verbose=0, batch_size=8)
+    assert _changed(before, _snapshot(source)) == set()
+    assert not np.allclose(head, model.head.kernel)
+
+
+def test_unfreeze_top_validates_and_reports_groups():
+    source = small_source()
+    assert unfreeze_top(source, 1) == ["bn_b"]
+    assert unfreeze_top(source, "all", bn="train") == ["conv_a", "bn_a", "conv_b", "bn_b"]
+    assert len(source.trainable_weights) == 8
+    assert unfreeze_top(source, 0) == [] and source.trainable_weights == []
+    with pytest.raises(ValueError, match=r"from 0 to 4 .*conv_a.*Received: num_groups=5"):
+        unfreeze_top(source, 5)
+
+
+def test_backbone_groups_get_discriminative_rates():
+    backbone = ImageBackbone("mobilenet_v2", weights=None, input_size=32)
+    groups = unfreeze_top(backbone, 2, bn="train")
+    assert groups == ["block_16", "top"]
+    rates = group_rate_multipliers(backbone, groups, source_rate=0.1, group_decay=0.5)
+    assert rates["Conv_1/kernel"] == pytest.approx(0.1)
+    assert rates["block_16_project/kernel"] == pytest.approx(0.05)
+    assert set(rates) == {v.path for v in backbone.trainable_weights}
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops the process-like run after `stop_after` finished epochs of a stage."""
+
+    def __init__(self, stop_after):
+        super().__init__()
+        self.stop_after = stop_after
+        self.epochs_run = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_run += 1
+        if self.epochs_run == self.stop_after:
+            raise KeyboardInterrupt
+
+
+class _Counter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_interrupted_run_resumes_from_the_last_epoch(tmp_path):
+    settings = dict(epochs=4, warmup_epochs=1, unfreeze="all", bn="train", verbose=0, batch_size=8, shuffle=False)
+
+    reference = ImageClassifier(small_source(), num_classes=3, dropout=0.0)
+    fine_tune(reference, IMAGES, LABELS, **settings)
+
+    interrupted = ImageClassifier(small_source(), num_classes=3, dropout=0.0)
+    with pytest.raises(KeyboardInterrupt):  # warm-up (1 epoch) + 2 fine-tuning epochs, then killed
+        fine_tune(interrupted, IMAGES, LABELS, checkpoint_dir=tmp_path, callbacks=[_Interrupt(3)], **settings)
+
+    resumed = ImageClassifier(small_source(seed=1), num_classes=3, dropout=0.0)  # a fresh process
+    counter = _Counter()
+    histories = fine_tune(resumed, IMAGES, LABELS, checkpoint_dir=tmp_path, callbacks=[counter], **settings)
+    assert histories["warmup"] is None  # finished before the interruption: skipped
+    assert counter.epochs == [2, 3]  # only the epochs not finished yet
+    for got, expected in zip(resumed.weights, reference.weights):
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=expected.path)

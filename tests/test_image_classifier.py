@@ -1,0 +1,60 @@
+"""ImageClassifier: source + head, serializable, sensible compile defaults."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfxfer import HubFeatures, ImageClassifier
+from tfxfer.sources.presets import load_source
+
+RAW = np.random.default_rng(0).integers(0, 256, size=(4, 40, 36, 3)).astype("uint8")
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown preset 'mobilenet/imagenet'.*mobilenet_v2/imagenet.*digits04_cnn"):
+        load_source("mobilenet/imagenet")
+
+
+def test_keras_round_trip_keeps_outputs_and_compile(tmp_path):
+    model = ImageClassifier.from_preset("mobilenet_v2/random", num_classes=4, input_size=32)
+    model.compile()
+    model.fit(RAW, np.arange(4), epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(RAW, verbose=0), model.predict(RAW, verbose=0), atol=1e-5)
+    assert reloaded.backbone.architecture == "mobilenet_v2" and reloaded.num_classes == 4
+    assert isinstance(reloaded.optimizer, keras.optimizers.Adam)
+    assert int(reloaded.optimizer.iterations) == 1  # the optimizer state came back too
+
+
+def test_auto_compile_trains_on_integer_labels_with_logits(hub_module):
+    images = np.random.default_rng(1).integers(0, 17, size=(32, 8, 8, 1)).astype("uint8")
+    labels = (images.reshape(32, -1).mean(axis=1) > 8).astype("int64")
+    model = ImageClassifier(HubFeatures(hub_module, trainable=True), num_classes=2, dropout=0.0)
+    assert model.input_shape == (None, 8, 8, 1)  # read from the module's signature
+    model.compile()
+    history = model.fit(images, labels, epochs=15, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert set(history.history) == {"loss", "accuracy"}
+
+
+def test_logits_stay_float32_under_mixed_precision():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = ImageClassifier.from_preset("mobilenet_v2/random", num_classes=3, input_size=32)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert model.backbone.compute_dtype == "bfloat16"
+    assert model.predict(RAW, verbose=0).dtype == np.float32
+
+
+def test_source_without_a_declared_shape_needs_input_shape():
+    dense = keras.layers.Dense(4)
+    with pytest.raises(ValueError, match=r"pass input_shape="):
+        ImageClassifier(dense, num_classes=2)
+    assert ImageClassifier(dense, num_classes=2, input_shape=(6,)).output_shape == (None, 2)
+
+
+def test_num_classes_is_validated():
+    with pytest.raises(ValueError, match="num_classes must be at least 2. Received: num_classes=1"):
+        ImageClassifier(keras.layers.Dense(4), num_classes=1, input_shape=(6,))

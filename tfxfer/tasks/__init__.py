@@ -1,0 +1,3 @@
+"""Task models: a pretrained source plus a head, trained end to end."""
+
+from tfxfer.tasks.image_classifier import ImageClassifier

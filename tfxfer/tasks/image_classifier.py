@@ -1,0 +1,118 @@
+"""`ImageClassifier`: a pretrained image source with a classification head."""
+
+import keras
+
+from tfxfer.sources.presets import load_source
+
+
+def _source_input_shape(source):
+    """The input shape (without batch) of a source layer or model, if it says."""
+    shape = getattr(source, "module_input_shape", None)  # HubFeatures
+    if shape is None and isinstance(source, keras.Model):
+        shape = tuple(source.inputs[0].shape[1:])
+    return shape
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class ImageClassifier(keras.Model):
+    """A source (`ImageBackbone`, `HubFeatures`, or any Keras model) and a head.
+
+    The head pools a feature map (global average), applies dropout and a
+    dense layer whose logits are float32, also under mixed precision.
+
+    Args:
+        backbone: the source layer or model.
+        num_classes: number of classes.
+        dropout: dropout rate before the dense layer.
+        input_shape: the image shape without batch; read from the source by
+            default (`(None, None, 3)` for an `ImageBackbone`).
+
+    Example:
+
+    >>> import numpy as np, tfxfer
+    >>> model = tfxfer.ImageClassifier.from_preset("mobilenet_v2/random",
+    ...                                            num_classes=10, input_size=32)
+    >>> model.compile()
+    >>> model.predict(np.zeros((2, 40, 40, 3), "uint8"), verbose=0).shape
+    (2, 10)
+    """
+
+    def __init__(self, backbone, num_classes, dropout=0.2, input_shape=None, **kwargs):
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
+        input_shape = tuple(input_shape or _source_input_shape(backbone) or ())
+        if not input_shape:
+            raise ValueError(
+                "The source does not declare its input shape; pass "
+                "input_shape=(height, width, channels)."
+            )
+
+        # === Layers ===
+        self.backbone = backbone
+        self.pooling = keras.layers.GlobalAveragePooling2D(name="pooling")
+        self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+        self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
+
+        # === Functional Model ===
+        images = keras.Input(input_shape, name="images")
+        features = backbone(images)
+        if len(features.shape) == 4:
+            features = self.pooling(features)
+        logits = self.head(self.head_dropout(features))
+        super().__init__(images, logits, **kwargs)
+
+        # === Config ===
+        self.num_classes = int(num_classes)
+        self.dropout = dropout
+        self.image_shape = input_shape
+
+    @classmethod
+    def from_preset(cls, preset, num_classes, dropout=0.2, **source_kwargs):
+        """A classifier on a named source, e.g. `"mobilenet_v2/imagenet"`.
+
+        See `tfxfer.sources.presets.preset_names()`; `source_kwargs` go to
+        the source (e.g. `input_size=96`).
+        """
+        return cls(load_source(preset, **source_kwargs), num_classes, dropout=dropout)
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """`keras.Model.compile` with defaults for integer labels and logits.
+
+        `"auto"`: Adam at 1e-3, sparse categorical cross-entropy on logits,
+        accuracy.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(1e-3)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Our compile() takes Keras' arguments, so a saved compile config
+        # (optimizer state included) restores as Keras' own would.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def head_layers(self):
+        """The layers trained from scratch (everything but the source)."""
+        return [self.pooling, self.head_dropout, self.head]
+
+    def get_config(self):
+        return {
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "input_shape": list(self.image_shape),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)

@@ -1,0 +1,228 @@
+"""Staged fine-tuning: warm the head up, then unfreeze the top of the source.
+
+The fastai recipe for Keras 3: `fine_tune(model, x, y, epochs=...)` trains
+the new head with the source frozen, then unfreezes the top `unfreeze`
+block groups and trains them with smaller, per-group learning rates (the
+update is scaled, which is right for Adam), BatchNorm kept in inference mode
+unless asked otherwise, under a warm-up + cosine schedule. With a
+`checkpoint_dir`, an interrupted run resumes where it stopped when called
+again with the same arguments.
+"""
+
+import collections
+import os
+
+import keras
+
+from tfxfer.sources.hub import HubFeatures
+from tfxfer.transfer.optimizers import OPTIMIZERS
+
+BN_POLICIES = ("frozen", "train")
+
+
+def block_groups(source):
+    """The source's named groups of layers, bottom to top."""
+    if hasattr(source, "block_groups"):  # ImageBackbone
+        return source.block_groups
+    if isinstance(source, keras.Model):
+        return collections.OrderedDict((layer.name, [layer]) for layer in source.layers if layer.weights)
+    return collections.OrderedDict([(source.name, [source])])  # HubFeatures: one opaque group
+
+
+def _walk(layer):
+    yield layer
+    for child in getattr(layer, "layers", []):
+        yield from _walk(child)
+
+
+def set_batchnorm(source, bn):
+    """`"frozen"`: BatchNorm runs in inference mode and keeps its statistics.
+
+    Keras BatchNormalization layers are made non-trainable (their Keras
+    meaning: inference mode, statistics and scale/offset fixed); HubFeatures
+    modules are called with `training=False`. `"train"`: BatchNorm follows
+    the trainability of its group and updates its statistics.
+    """
+    if bn not in BN_POLICIES:
+        raise ValueError(f"bn must be one of {BN_POLICIES}. Received: bn={bn!r}")
+    for layer in _walk(source):
+        if isinstance(layer, HubFeatures):
+            layer.bn = bn
+        elif isinstance(layer, keras.layers.BatchNormalization) and bn == "frozen":
+            layer.trainable = False
+
+
+def unfreeze_top(source, num_groups, bn="frozen"):
+    """Makes only the top `num_groups` groups of `source` trainable.
+
+    Args:
+        source: the pretrained source (ImageBackbone, HubFeatures, a Keras model).
+        num_groups: how many groups, counted from the top; `"all"` for all,
+            0 to freeze the source.
+        bn: the BatchNorm policy, see `set_batchnorm`.
+
+    Returns:
+        The names of the trainable groups, bottom to top.
+    """
+    groups = block_groups(source)
+    names = list(groups)
+    count = len(names) if num_groups == "all" else num_groups
+    if not isinstance(count, int) or not 0 <= count <= len(names):
+        raise ValueError(
+            f"num_groups must be 'all' or an integer from 0 to {len(names)} "
+            f"(the groups are {names}). Received: num_groups={num_groups!r}"
+        )
+    top = names[len(names) - count :]
+    source.trainable = True  # then switch each group; layers outside groups hold no weights
+    for name, layers in groups.items():
+        for layer in layers:
+            layer.trainable = name in top
+    source.trainable = bool(top)
+    set_batchnorm(source, bn)
+    return top
+
+
+def group_rate_multipliers(source, groups, source_rate=0.1, group_decay=1.0):
+    """`{variable path: multiplier}` for the trainable variables of `groups`.
+
+    The top group gets `source_rate`; each group below gets `group_decay`
+    times the one above (discriminative rates). Variables not listed (the
+    head) keep the base rate.
+    """
+    all_groups = block_groups(source)
+    multipliers = {}
+    for depth, name in enumerate(reversed(groups)):
+        factor = source_rate * group_decay**depth
+        for layer in all_groups[name]:
+            for variable in layer.trainable_weights:
+                multipliers[variable.path] = factor
+    return multipliers
+
+
+def _schedule(learning_rate, steps, warmup_fraction):
+    warmup = int(steps * warmup_fraction)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else learning_rate,
+        decay_steps=max(steps - warmup, 1),
+        warmup_target=learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def _steps_per_epoch(x, batch_size):
+    try:
+        return max(-(-len(x) // (batch_size or 32)), 1)
+    except TypeError:  # a tf.data.Dataset: its cardinality, when known
+        cardinality = int(x.cardinality())
+        return max(cardinality, 1)
+
+
+class _Stage:
+    """One `fit` call whose end is recorded, so a rerun skips or resumes it."""
+
+    def __init__(self, name, checkpoint_dir):
+        self.name = name
+        self.folder = checkpoint_dir and os.path.join(checkpoint_dir, name)
+        self.done_file = self.folder and os.path.join(self.folder, "done.weights.h5")
+
+    def done(self, model):
+        if self.folder and os.path.exists(self.done_file):
+            model.load_weights(self.done_file)
+            return True
+        return False
+
+    def callbacks(self):
+        return [keras.callbacks.BackupAndRestore(os.path.join(self.folder, "backup"))] if self.folder else []
+
+    def finish(self, model):
+        if self.folder:
+            os.makedirs(self.folder, exist_ok=True)
+            model.save_weights(self.done_file)
+
+
+def fine_tune(
+    model,
+    x,
+    y=None,
+    *,
+    epochs,
+    warmup_epochs=1,
+    unfreeze="all",
+    learning_rate=1e-3,
+    source_rate=0.1,
+    group_decay=1.0,
+    bn="frozen",
+    optimizer="adam",
+    weight_decay=None,
+    warmup_fraction=0.1,
+    validation_data=None,
+    patience=None,
+    checkpoint_dir=None,
+    batch_size=None,
+    callbacks=(),
+    verbose="auto",
+    **fit_kwargs,
+):
+    """Head warm-up with the source frozen, then staged fine-tuning.
+
+    Args:
+        model: a task model with `.backbone` (e.g. `ImageClassifier`).
+        x, y: training data, as for `keras.Model.fit`.
+        epochs: epochs of the fine-tuning stage.
+        warmup_epochs: epochs of the head warm-up (0 to skip it).
+        unfreeze: how many of the source's top block groups to train,
+            or `"all"`.
+        learning_rate: peak rate of the head; warm-up + cosine schedule.
+        source_rate: multiplier of the top unfrozen group's rate.
+        group_decay: each lower group's multiplier is this times the one above.
+        bn: `"frozen"` (default) or `"train"`, see `set_batchnorm`.
+        optimizer: `"adam"`, `"adamw"` or `"sgd"`.
+        weight_decay: decoupled weight decay, scaled per group like the rate.
+        warmup_fraction: share of each stage's steps spent warming the rate up.
+        validation_data: as for `fit`; early stopping watches `val_loss` then.
+        patience: epochs without improvement before early stopping (None: off).
+        checkpoint_dir: folder for per-epoch backups; rerunning with the same
+            folder resumes an interrupted run without losing a finished epoch.
+        batch_size, callbacks, verbose, **fit_kwargs: passed to `fit`.
+
+    Returns:
+        `{"warmup": History or None, "fine_tune": History or None}`; a stage
+        finished in an earlier run is skipped (None).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}. Received: optimizer={optimizer!r}")
+    source = model.backbone
+    steps = _steps_per_epoch(x, batch_size)
+    fit_kwargs = dict(
+        y=y, batch_size=batch_size, validation_data=validation_data, verbose=verbose, **fit_kwargs
+    )
+    monitor = "val_loss" if validation_data is not None else "loss"
+    stopping = [keras.callbacks.EarlyStopping(monitor, patience=patience, restore_best_weights=True)] if patience else []
+
+    def run(stage, stage_epochs, multipliers):
+        optimizer_class = OPTIMIZERS[optimizer]
+        extra = {"weight_decay": weight_decay} if weight_decay else {}
+        model.compile(
+            optimizer=optimizer_class(
+                _schedule(learning_rate, stage_epochs * steps, warmup_fraction),
+                rate_multipliers=multipliers,
+                **extra,
+            )
+        )
+        history = model.fit(
+            x, epochs=stage_epochs, callbacks=[*stage.callbacks(), *stopping, *callbacks], **fit_kwargs
+        )
+        stage.finish(model)
+        return history
+
+    histories = {"warmup": None, "fine_tune": None}
+    warmup = _Stage("warmup", checkpoint_dir)
+    if warmup_epochs and not warmup.done(model):
+        unfreeze_top(source, 0, bn)
+        histories["warmup"] = run(warmup, warmup_epochs, {})
+    tuning = _Stage("fine_tune", checkpoint_dir)
+    groups = unfreeze_top(source, unfreeze, bn)
+    if epochs and not tuning.done(model):
+        multipliers = group_rate_multipliers(source, groups, source_rate, group_decay)
+        histories["fine_tune"] = run(tuning, epochs, multipliers)
+    return histories

@@ -1,0 +1,61 @@
+"""Per-group learning rates for Keras optimizers.
+
+Keras has no per-layer learning rates. Scaling a group's *gradient* is wrong
+for Adam and its kin (their update is invariant to the gradient's scale), so
+these optimizers scale each variable's *update*: its learning rate, and its
+decoupled weight decay, are multiplied by the variable's multiplier.
+"""
+
+import keras
+
+
+class _RateMultipliers:
+    """Mixin: `rate_multipliers` maps variable paths (or path prefixes) to factors."""
+
+    def __init__(self, *args, rate_multipliers=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rate_multipliers = {str(k): float(v) for k, v in (rate_multipliers or {}).items()}
+        self._factor_by_index = {}
+
+    def build(self, variables):
+        super().build(variables)
+        for index, variable in enumerate(variables):
+            self._factor_by_index[index] = self._factor_of_path(variable.path)
+
+    def _factor_of_path(self, path):
+        """The multiplier of the longest prefix of `path` that has one (1 if none)."""
+        matches = [p for p in self.rate_multipliers if path == p or path.startswith(p.rstrip("/") + "/")]
+        return self.rate_multipliers[max(matches, key=len)] if matches else 1.0
+
+    def update_step(self, gradient, variable, learning_rate):
+        factor = self._factor_by_index.get(self._get_variable_index(variable), 1.0)
+        learning_rate = keras.ops.cast(learning_rate, variable.dtype) * factor
+        if self.weight_decay and self._use_weight_decay(variable):
+            # Decoupled decay at the group's rate (the base class would use the base rate).
+            decay = keras.ops.cast(self.weight_decay, variable.dtype)
+            variable.assign(variable - variable * decay * learning_rate)
+        return super().update_step(gradient, variable, learning_rate)
+
+    def _apply_weight_decay(self, variables):
+        """Weight decay happens in `update_step`, at each group's rate."""
+
+    def get_config(self):
+        return {**super().get_config(), "rate_multipliers": dict(self.rate_multipliers)}
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class Adam(_RateMultipliers, keras.optimizers.Adam):
+    """`keras.optimizers.Adam` with per-group rate multipliers (`rate_multipliers`)."""
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class AdamW(_RateMultipliers, keras.optimizers.AdamW):
+    """`keras.optimizers.AdamW` with per-group rate multipliers (`rate_multipliers`)."""
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class SGD(_RateMultipliers, keras.optimizers.SGD):
+    """`keras.optimizers.SGD` with per-group rate multipliers (`rate_multipliers`)."""
+
+
+OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
