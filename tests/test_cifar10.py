@@ -1,0 +1,96 @@
+"""CIFAR-10 loaders on small files generated in the real formats."""
+
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+
+from tfxfer.data.cifar10 import ARCHIVE, FOLDER, TEST_BATCH, TRAIN_BATCHES, load_cifar10
+
+RNG = np.random.default_rng(0)
+
+
+def _batch(n):
+    images = RNG.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    labels = RNG.integers(0, 10, size=n).tolist()
+    # The real layout: rows of 1024 red, then green, then blue values.
+    data = images.transpose(0, 3, 1, 2).reshape(n, 3072)
+    return images, np.array(labels, np.uint8), {b"batch_label": b"x", b"labels": labels, b"data": data, b"filenames": [b"f"] * n}
+
+
+@pytest.fixture(scope="module")
+def batches_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cifar") / FOLDER
+    folder.mkdir()
+    expected = {}
+    for name, n in [*[(b, 3) for b in TRAIN_BATCHES], (TEST_BATCH, 4)]:
+        images, labels, batch = _batch(n)
+        expected[name] = (images, labels)
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    return folder, expected
+
+
+def _check(loaded, expected):
+    (x_train, y_train), (x_test, y_test) = loaded
+    np.testing.assert_array_equal(x_train, np.concatenate([expected[b][0] for b in TRAIN_BATCHES]))
+    np.testing.assert_array_equal(y_train, np.concatenate([expected[b][1] for b in TRAIN_BATCHES]))
+    np.testing.assert_array_equal(x_test, expected[TEST_BATCH][0])
+    np.testing.assert_array_equal(y_test, expected[TEST_BATCH][1])
+    assert x_train.shape == (15, 32, 32, 3) and x_train.dtype == np.uint8
+
+
+def test_extracted_folder_and_its_parent(batches_folder):
+    folder, expected = batches_folder
+    _check(load_cifar10(folder), expected)
+    _check(load_cifar10(folder.parent), expected)
+
+
+def test_archive_is_read_in_place(batches_folder, tmp_path):
+    folder, expected = batches_folder
+    archive = tmp_path / ARCHIVE
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=FOLDER)
+    _check(load_cifar10(archive), expected)
+    assert sorted(os.listdir(tmp_path)) == [ARCHIVE]  # nothing extracted
+
+
+def test_npz_in_the_keras_layout(tmp_path):
+    x, y, _ = _batch(5)
+    np.savez(tmp_path / "c.npz", x_train=x, y_train=y.reshape(-1, 1))
+    (x_train, y_train), test = load_cifar10(tmp_path / "c.npz")
+    np.testing.assert_array_equal(x_train, x)
+    np.testing.assert_array_equal(y_train, y)
+    assert test is None
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_a_pickle_that_runs_code_is_refused(batches_folder, tmp_path):
+    folder, _ = batches_folder
+    bad = tmp_path / FOLDER
+    bad.mkdir()
+    for name in os.listdir(folder):
+        (bad / name).write_bytes((folder / name).read_bytes())
+    (bad / "data_batch_2").write_bytes(pickle.dumps({b"data": _Evil(), b"labels": []}, protocol=2))
+    with pytest.raises(ValueError, match=r"data_batch_2.*refused to load posix.system"):
+        load_cifar10(bad)
+
+
+def test_truncated_and_missing_files_are_named(batches_folder, tmp_path):
+    folder, _ = batches_folder
+    broken = tmp_path / FOLDER
+    broken.mkdir()
+    for name in TRAIN_BATCHES:
+        (broken / name).write_bytes((folder / name).read_bytes())
+    with pytest.raises(FileNotFoundError, match=f"lacks {TEST_BATCH}"):
+        load_cifar10(broken)
+    (broken / TEST_BATCH).write_bytes((folder / TEST_BATCH).read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"test_batch' is not a CIFAR-10 batch.*truncated"):
+        load_cifar10(broken)
+    with pytest.raises(FileNotFoundError, match="No CIFAR-10 data at"):
+        load_cifar10(tmp_path / "absent.tar.gz")

@@ -1,0 +1,1 @@
+"""Datasets in the formats users have, and tf.data pipelines."""

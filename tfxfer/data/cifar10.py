@@ -1,0 +1,131 @@
+"""CIFAR-10 from the files users have, without trusting their pickles.
+
+Accepted: the Keras cache (`~/.keras/datasets/cifar-10-batches-py`), the
+`cifar-10-python.tar.gz` archive (read in place, nothing extracted), the
+extracted `cifar-10-batches-py/` folder, and `.npz` arrays in the layout of
+`keras.datasets.cifar10.load_data()` (`x_train`, `y_train`, optional
+`x_test`, `y_test`). Images come back as uint8 (n, 32, 32, 3), labels as
+uint8 (n,).
+"""
+
+import io
+import os
+import pickle
+import tarfile
+
+import numpy as np
+
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+FOLDER = "cifar-10-batches-py"
+ARCHIVE = "cifar-10-python.tar.gz"
+
+# What a CIFAR-10 batch pickle needs: numpy arrays, dtypes, plain containers.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),  # how Python 3 writes bytes in a protocol-2 pickle
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"refused to load {module}.{name}: a CIFAR-10 batch holds only numpy arrays and lists"
+        )
+
+
+def read_batch(data, origin):
+    """Images (n, 32, 32, 3) uint8 and labels (n,) uint8 of one pickled batch."""
+    try:
+        batch = _BatchUnpickler(io.BytesIO(data), encoding="bytes").load()
+        pixels = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch.get(b"labels", batch.get(b"fine_labels")), dtype=np.uint8)
+        images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as error:
+        raise ValueError(
+            f"'{origin}' is not a CIFAR-10 batch ({error}). Expected a pickled "
+            "dict with b'data' (n, 3072) uint8 and b'labels', as in "
+            f"{ARCHIVE}; re-download the archive if it is truncated."
+        ) from error
+    if len(images) != len(labels):
+        raise ValueError(f"'{origin}' has {len(images)} images but {len(labels)} labels.")
+    return images, labels
+
+
+def _concat(parts):
+    images, labels = zip(*parts)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _from_folder(folder):
+    def read(name):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"'{folder}' lacks {name}: a complete {FOLDER} folder holds "
+                f"{', '.join(TRAIN_BATCHES)} and {TEST_BATCH}."
+            )
+        with open(path, "rb") as file:
+            return read_batch(file.read(), path)
+
+    return _concat([read(n) for n in TRAIN_BATCHES]), read(TEST_BATCH)
+
+
+def _from_archive(path):
+    with tarfile.open(path, "r:*") as archive:
+        members = {os.path.basename(m.name): m for m in archive.getmembers() if m.isfile()}
+
+        def read(name):
+            if name not in members:
+                raise ValueError(f"'{path}' has no {name}: not a complete {ARCHIVE}.")
+            return read_batch(archive.extractfile(members[name]).read(), f"{path}:{members[name].name}")
+
+        return _concat([read(n) for n in TRAIN_BATCHES]), read(TEST_BATCH)
+
+
+def _from_npz(path):
+    with np.load(path, allow_pickle=False) as arrays:
+        if "x_train" not in arrays or "y_train" not in arrays:
+            raise ValueError(
+                f"'{path}' holds {sorted(arrays.files)}; expected x_train (n, 32, 32, 3) "
+                "uint8 and y_train (n,), optionally x_test and y_test."
+            )
+        splits = [(arrays["x_train"], arrays["y_train"])]
+        if "x_test" in arrays:
+            splits.append((arrays["x_test"], arrays["y_test"]))
+    for images, labels in splits:
+        if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(labels.reshape(-1)):
+            raise ValueError(f"'{path}': images {images.shape} and labels {labels.shape} do not match (n, H, W, 3) and (n,).")
+    cleaned = [(x.astype(np.uint8), y.reshape(-1).astype(np.uint8)) for x, y in splits]
+    return cleaned[0], (cleaned[1] if len(cleaned) > 1 else None)
+
+
+def load_cifar10(path=None):
+    """`(x_train, y_train), (x_test, y_test)` from `path`, or from the Keras cache.
+
+    `(x_test, y_test)` is None for an `.npz` without a test split. With no
+    `path`, the Keras cache is used, downloaded by Keras when online.
+    """
+    if path is None:
+        import keras
+
+        return keras.datasets.cifar10.load_data()
+    path = os.path.expanduser(os.fspath(path))
+    if os.path.isdir(path):
+        nested = os.path.join(path, FOLDER)
+        return _from_folder(nested if os.path.isdir(nested) else path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No CIFAR-10 data at '{path}'. Pass {ARCHIVE}, the extracted {FOLDER}/ "
+            "folder, or an .npz with x_train and y_train."
+        )
+    if path.endswith(".npz"):
+        return _from_npz(path)
+    if tarfile.is_tarfile(path):
+        return _from_archive(path)
+    raise ValueError(f"'{path}' is neither a tar archive, a folder nor an .npz: expected {ARCHIVE}.")
