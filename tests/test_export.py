@@ -55,3 +55,27 @@ def test_export_refuses_a_module_that_reloads_differently(tmp_path):
     with pytest.raises(RuntimeError, match="differs from the Keras model.*nothing was written"):
         export_hub_module(model, tmp_path / "module", (3,))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_classifier_export_serves_raw_uint8_images_of_two_sizes(tmp_path):
+    from tfxfer import ImageClassifier, export
+
+    model = ImageClassifier.from_preset("mobilenet_v2/random", num_classes=5, input_size=32)
+    path = export(model, tmp_path / "served")
+    served = tf.saved_model.load(path)
+    assert served.signatures["serving_default"].structured_input_signature[1]["images"].dtype == tf.uint8
+    rng = np.random.default_rng(5)
+    for size in [(20, 28), (64, 50)]:
+        images = rng.integers(0, 256, size=(2, *size, 3), dtype=np.uint8)
+        probabilities = served.serve(tf.constant(images)).numpy()
+        np.testing.assert_allclose(probabilities, keras.ops.softmax(model(images)), atol=1e-5)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_export_needs_an_image_model(tmp_path):
+    from tfxfer import export
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match=r"raw images.*Received: input_shape=\(None, 3\)"):
+        export(model, tmp_path / "served")
+    assert list(tmp_path.iterdir()) == []

@@ -127,3 +127,11 @@ def test_every_listed_architecture_has_a_preprocessing_family():
     for name, spec in ARCHITECTURES.items():
         assert hasattr(getattr(keras.applications, spec.family), "preprocess_input"), name
         assert hasattr(keras.applications, spec.constructor), name
+
+
+def test_a_call_without_training_is_inference_and_keeps_statistics():
+    backbone = ImageBackbone("mobilenet_v2", weights=None, input_size=32)
+    statistics = [np.array(v) for v in backbone.non_trainable_weights]
+    np.testing.assert_allclose(backbone(RAW), backbone(RAW, training=False), atol=1e-6)
+    for before, after in zip(statistics, backbone.non_trainable_weights):
+        np.testing.assert_array_equal(before, after)

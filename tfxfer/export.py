@@ -32,6 +32,38 @@ class _ReusableSavedModel(tf.__internal__.tracking.AutoTrackable):
         self.__call__ = call
 
 
+def _write_verified(path, write, verify):
+    """Writes with `write(folder)` into a staging folder beside `path`, runs
+    `verify(folder)`, and only then renames it to `path`: a failed or
+    interrupted export never leaves a model that looks complete."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        raise FileExistsError(
+            f"'{path}' already exists; remove it or choose another folder."
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        write(staging)
+        verify(staging)
+        os.chmod(staging, 0o755)  # mkdtemp makes it private
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _check_close(expected, got, folder, atol):
+    if not np.allclose(expected, got, atol=atol):
+        raise RuntimeError(
+            f"The model reloaded from '{folder}' differs from the Keras model "
+            f"(max abs difference {np.max(np.abs(expected - got)):.3g}); "
+            "nothing was written."
+        )
+
+
 def export_hub_module(model, path, input_shape, input_dtype="float32", atol=1e-5):
     """Exports a Keras model as a TF-Hub-format (reusable) SavedModel.
 
@@ -39,8 +71,7 @@ def export_hub_module(model, path, input_shape, input_dtype="float32", atol=1e-5
     `__call__` accepts `training` so that BatchNorm and dropout behave as in
     Keras when the module is fine-tuned. The module is written to a temporary
     folder, reloaded and compared with the Keras model on random inputs; only
-    then is it moved to `path`, so a failed or interrupted export never
-    leaves a module that looks complete.
+    then is it moved to `path`.
 
     Args:
         model: a built Keras model.
@@ -52,35 +83,63 @@ def export_hub_module(model, path, input_shape, input_dtype="float32", atol=1e-5
     Returns:
         `path`.
     """
-    path = os.fspath(path)
-    if os.path.exists(path):
-        raise FileExistsError(
-            f"'{path}' already exists; remove it or choose another folder."
-        )
     spec = tf.TensorSpec((None, *input_shape), tf.as_dtype(input_dtype))
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
-        tf.saved_model.save(_ReusableSavedModel(model, spec), staging)
-        _verify_reload(model, staging, spec, atol)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private
-        os.rename(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
+    sample = np.random.default_rng(0).uniform(0, 1, size=(4, *input_shape)).astype(spec.dtype.as_numpy_dtype)
+
+    def write(folder):
+        tf.saved_model.save(_ReusableSavedModel(model, spec), folder)
+
+    def verify(folder):
+        reloaded = tf.saved_model.load(folder)
+        got = reloaded(tf.constant(sample), training=False).numpy()
+        _check_close(np.asarray(model(sample, training=False)), got, folder, atol)
+
+    return _write_verified(path, write, verify)
 
 
-def _verify_reload(model, folder, spec, atol):
-    rng = np.random.default_rng(0)
-    sample = rng.uniform(0, 1, size=(4, *spec.shape[1:])).astype(spec.dtype.as_numpy_dtype)
-    expected = np.asarray(model(sample, training=False))
-    reloaded = tf.saved_model.load(folder)
-    got = reloaded(tf.constant(sample), training=False).numpy()
-    if not np.allclose(expected, got, atol=atol):
-        raise RuntimeError(
-            f"The module reloaded from '{folder}' differs from the Keras model "
-            f"(max abs difference {np.max(np.abs(expected - got)):.3g}); "
-            "nothing was written."
+def _check_sizes(model):
+    """Image sizes to check the export on: two when the model takes any size."""
+    height, width, channels = model.input_shape[1:]
+    if height is None or width is None:
+        return [(32, 32, channels), (45, 37, channels)]
+    return [(height, width, channels)]
+
+
+def export(model, path, atol=1e-5):
+    """Exports an image classifier as a SavedModel that serves raw images.
+
+    The `serve` endpoint (also `serving_default`) takes a batch of uint8
+    images, of any size when the model resizes itself, and returns class
+    probabilities. The export is reloaded and its outputs compared with the
+    Keras model on random images of two sizes before it appears at `path`.
+
+    Returns:
+        `path`.
+    """
+    import keras
+
+    if len(model.input_shape) != 4:
+        raise ValueError(
+            "tfxfer.export serves raw images: the model's input must be "
+            f"(batch, height, width, channels). Received: input_shape={model.input_shape}"
         )
+    spec = tf.TensorSpec((None, None, None, model.input_shape[-1]), tf.uint8, name="images")
+    rng = np.random.default_rng(0)
+    samples = [rng.integers(0, 256, size=(3, *size), dtype=np.uint8) for size in _check_sizes(model)]
+
+    def probabilities(images):
+        return keras.ops.softmax(model(images, training=False))
+
+    def write(folder):
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", probabilities, input_signature=[spec])
+        archive.write_out(folder, verbose=False)
+
+    def verify(folder):
+        reloaded = tf.saved_model.load(folder)
+        for images in samples:
+            expected = np.asarray(probabilities(images))
+            _check_close(expected, reloaded.serve(tf.constant(images)).numpy(), folder, atol)
+
+    return _write_verified(path, write, verify)

@@ -67,26 +67,36 @@ def _architecture(name):
 
 @keras.saving.register_keras_serializable(package="tfxfer")
 class ApplicationPreprocessing(keras.layers.Layer):
-    """The `preprocess_input` of a Keras Applications family, as a layer.
+    """Raw images -> the input of a Keras Applications model.
+
+    Casts, resizes (bilinear) to `size` x `size`, and applies the family's
+    `preprocess_input`. One layer with no `training` argument on purpose:
+    `keras.layers.Resizing` defaults to `training=True`, which a model
+    called without `training` passes on to the BatchNorm layers after it,
+    silently updating their statistics at inference.
 
     Args:
         family: the `keras.applications` module, e.g. `"resnet"`,
             `"mobilenet_v2"`, `"efficientnet"`.
+        size: side of the square the images are resized to.
     """
 
-    def __init__(self, family, **kwargs):
+    def __init__(self, family, size, **kwargs):
         super().__init__(**kwargs)
         self.family = family
+        self.size = int(size)
         self._preprocess = getattr(keras.applications, family).preprocess_input
 
     def call(self, images):
-        return self._preprocess(keras.ops.cast(images, self.compute_dtype))
+        images = keras.ops.cast(images, self.compute_dtype)
+        images = keras.ops.image.resize(images, (self.size, self.size))
+        return self._preprocess(images)
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return (input_shape[0], self.size, self.size, input_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "family": self.family}
+        return {**super().get_config(), "family": self.family, "size": self.size}
 
 
 def _keras_models_folder():
@@ -166,8 +176,7 @@ class ImageBackbone(keras.Model):
 
         # === Layers ===
         application = _load_application(architecture, weights, input_size)
-        preprocessing = ApplicationPreprocessing(spec.family, name="preprocessing")
-        resizing = keras.layers.Resizing(input_size, input_size, name="resizing")
+        preprocessing = ApplicationPreprocessing(spec.family, input_size, name="preprocessing")
         pool = {
             "avg": keras.layers.GlobalAveragePooling2D(name="avg_pool"),
             "max": keras.layers.GlobalMaxPooling2D(name="max_pool"),
@@ -175,7 +184,7 @@ class ImageBackbone(keras.Model):
 
         # === Functional Model ===
         images = keras.Input((None, None, 3), name="images")
-        features = application(preprocessing(resizing(images)))
+        features = application(preprocessing(images))
         if pool is not None:
             features = pool(features)
         kwargs.setdefault("name", f"{architecture}_backbone")
