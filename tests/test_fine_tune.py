@@ -127,3 +127,13 @@ def test_interrupted_run_resumes_from_the_last_epoch(tmp_path):
     assert counter.epochs == [2, 3]  # only the epochs not finished yet
     for got, expected in zip(resumed.weights, reference.weights):
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=expected.path)
+
+
+def test_fine_tune_takes_an_augmented_dataset():
+    from tfxfer.data.pipelines import image_dataset
+
+    data = image_dataset(IMAGES, LABELS, batch_size=8, shuffle=True, augment=True, pad=1)
+    model = ImageClassifier(small_source(), num_classes=3)
+    histories = fine_tune(model, data, epochs=2, warmup_epochs=1, verbose=0)
+    assert len(histories["fine_tune"].history["loss"]) == 2
+    assert int(model.optimizer.iterations) == 2 * 3  # 24 images / 8 per batch, 2 epochs
