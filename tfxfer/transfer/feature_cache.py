@@ -1,0 +1,122 @@
+"""Feature extraction with an on-disk cache.
+
+With the source frozen and nothing random before it, the source's output for
+an image never changes: computing it once and training the head on the
+stored features gives the same head for a fraction of the cost. Features are
+written batch by batch into a memory-mapped `.npy` under a temporary name
+and renamed when complete, so an interrupted extraction (or a full disk)
+never leaves a cache file that looks valid.
+"""
+
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+import tqdm
+
+
+def default_cache_dir():
+    """`$TFXFER_CACHE`, else `$XDG_CACHE_HOME/tfxfer` (`~/.cache/tfxfer`), `/features`."""
+    if "TFXFER_CACHE" in os.environ:
+        return os.environ["TFXFER_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    return os.path.join(base, "tfxfer", "features")
+
+
+def cache_key(source, images):
+    """Digest of what the features depend on: the source's class, config
+    (architecture, preprocessing, input size) and weights, the dtype policy,
+    and the images themselves."""
+    digest = hashlib.sha256()
+    config = {"class": type(source).__name__, "config": source.get_config(), "dtype": str(source.dtype_policy.name)}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for weight in source.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    images = np.ascontiguousarray(images)
+    digest.update(f"{images.shape}{images.dtype}".encode())
+    digest.update(images.tobytes())
+    return digest.hexdigest()[:32]
+
+
+def extract_features(source, images, batch_size=64, cache_dir=None, progress=True):
+    """The source's features for `images`, from the cache or computed once.
+
+    Returns:
+        `(features, hit)`: a read-only memory-mapped array, and whether it
+        came from the cache.
+    """
+    folder = cache_dir or default_cache_dir()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{cache_key(source, images)}.npy")
+    if os.path.exists(path):
+        return np.load(path, mmap_mode="r"), True
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        features = None
+        bar = tqdm.tqdm(total=len(images), desc="extracting features", unit="img", disable=not progress)
+        with bar:
+            for start in range(0, len(images), batch_size):
+                batch = np.asarray(source(images[start : start + batch_size], training=False))
+                if features is None:
+                    features = np.lib.format.open_memmap(partial, "w+", np.float32, (len(images), *batch.shape[1:]))
+                features[start : start + len(batch)] = batch
+                bar.update(len(batch))
+        features.flush()
+        del features
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
+    return np.load(path, mmap_mode="r"), False
+
+
+def _refuse_randomness_before(model):
+    """Cached features assume the source sees the same image every epoch."""
+    random_layers = [
+        layer.name
+        for layer in model.layers[: model.layers.index(model.backbone)]
+        if isinstance(layer, keras.layers.RandomFlip | keras.layers.RandomCrop | keras.layers.RandomRotation
+                      | keras.layers.RandomZoom | keras.layers.RandomTranslation | keras.layers.RandomContrast)
+    ]
+    if random_layers:
+        raise ValueError(
+            f"Augmentation layers {random_layers} run before the frozen source, so its "
+            "features change every epoch and cannot be cached. Train with "
+            "fine_tune() or model.fit() instead, or move augmentation out of the model."
+        )
+
+
+def fit_head(model, x, y, epochs, batch_size=32, validation_data=None, cache_dir=None, progress=True, **fit_kwargs):
+    """Trains the head of a task model on cached source features.
+
+    The source (`model.backbone`) is frozen; its features are extracted once
+    (or read from the cache) and the model's own head layers are trained on
+    them, so `model` itself ends up trained. Compile `model` first, or the
+    `compile()` defaults are used.
+
+    Returns:
+        the `History` of the head's `fit`.
+    """
+    _refuse_randomness_before(model)
+    model.backbone.trainable = False
+    features, _ = extract_features(model.backbone, x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
+    head = keras.Sequential([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])
+    compiled = getattr(model, "compiled", False) and model.optimizer is not None
+    if not compiled:
+        model.compile()
+    head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+    if validation_data is not None:
+        val_x, val_y = validation_data
+        val_features, _ = extract_features(model.backbone, val_x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
+        validation_data = (val_features, val_y)
+    return head.fit(features, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **fit_kwargs)
+
+
+def _head_layers(model, feature_ndim):
+    layers = list(model.head_layers)
+    if feature_ndim != 4:  # features already pooled by the source
+        layers = [layer for layer in layers if not isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    return layers
