@@ -137,3 +137,14 @@ def test_fine_tune_takes_an_augmented_dataset():
     histories = fine_tune(model, data, epochs=2, warmup_epochs=1, verbose=0)
     assert len(histories["fine_tune"].history["loss"]) == 2
     assert int(model.optimizer.iterations) == 2 * 3  # 24 images / 8 per batch, 2 epochs
+
+
+def test_dataset_of_unknown_length_needs_steps_per_epoch():
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)).filter(lambda x, y: True).batch(8)
+    model = ImageClassifier(small_source(), num_classes=3)
+    with pytest.raises(ValueError, match="pass steps_per_epoch="):
+        fine_tune(model, data, epochs=1, verbose=0)
+    histories = fine_tune(model, data.repeat(), epochs=1, warmup_epochs=0, steps_per_epoch=3, verbose=0)
+    assert int(model.optimizer.iterations) == 3 and histories["warmup"] is None

@@ -109,12 +109,20 @@ def _schedule(learning_rate, steps, warmup_fraction):
     )
 
 
-def _steps_per_epoch(x, batch_size):
+def _steps_per_epoch(x, batch_size, steps_per_epoch=None):
+    """Steps per epoch, for the learning-rate schedule."""
+    if steps_per_epoch:
+        return int(steps_per_epoch)
     try:
         return max(-(-len(x) // (batch_size or 32)), 1)
     except TypeError:  # a tf.data.Dataset: its cardinality, when known
         cardinality = int(x.cardinality())
-        return max(cardinality, 1)
+    if cardinality < 1:
+        raise ValueError(
+            "The dataset's length is unknown (or infinite), so the schedule "
+            "cannot be laid out; pass steps_per_epoch=... to fine_tune."
+        )
+    return cardinality
 
 
 class _Stage:
@@ -192,7 +200,7 @@ def fine_tune(
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}. Received: optimizer={optimizer!r}")
     source = model.backbone
-    steps = _steps_per_epoch(x, batch_size)
+    steps = _steps_per_epoch(x, batch_size, fit_kwargs.get("steps_per_epoch"))
     fit_kwargs = dict(
         y=y, batch_size=batch_size, validation_data=validation_data, verbose=verbose, **fit_kwargs
     )
