@@ -73,11 +73,15 @@ def unfreeze_top(source, num_groups, bn="frozen"):
             f"(the groups are {names}). Received: num_groups={num_groups!r}"
         )
     top = names[len(names) - count :]
-    source.trainable = True  # then switch each group; layers outside groups hold no weights
+    # Every container on, each layer explicitly: a frozen container would hide
+    # its layers' weights, and Keras skips assigning a flag it already holds.
+    for layer in _walk(source):
+        layer.trainable = True
     for name, layers in groups.items():
         for layer in layers:
             layer.trainable = name in top
-    source.trainable = bool(top)
+    if not top:
+        source.trainable = False
     set_batchnorm(source, bn)
     return top
 
