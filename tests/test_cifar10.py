@@ -7,7 +7,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from tfxfer.data.cifar10 import ARCHIVE, FOLDER, TEST_BATCH, TRAIN_BATCHES, load_cifar10
+from tfxfer.data.cifar10 import ARCHIVE, CLASSES, FOLDER, TEST_BATCH, TRAIN_BATCHES, load_cifar10
 
 RNG = np.random.default_rng(0)
 
@@ -94,3 +94,53 @@ def test_truncated_and_missing_files_are_named(batches_folder, tmp_path):
         load_cifar10(broken)
     with pytest.raises(FileNotFoundError, match="No CIFAR-10 data at"):
         load_cifar10(tmp_path / "absent.tar.gz")
+
+
+def test_keras_cache_is_read_with_the_restricted_unpickler(batches_folder, tmp_path, monkeypatch):
+    folder, expected = batches_folder
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    cached = tmp_path / "datasets" / f"{FOLDER}-target" / FOLDER  # where Keras 3 extracts it
+    cached.mkdir(parents=True)
+    for name in os.listdir(folder):
+        (cached / name).write_bytes((folder / name).read_bytes())
+    _check(load_cifar10(), expected)
+    (cached / "data_batch_3").write_bytes(pickle.dumps({b"data": _Evil(), b"labels": []}, protocol=2))
+    with pytest.raises(ValueError, match="refused to load posix.system"):
+        load_cifar10()
+
+
+def _write_class_folders(root, per_class, size=(32, 32)):
+    import keras
+
+    images, labels = [], []
+    for label, name in enumerate(CLASSES):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = RNG.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+            keras.utils.save_img(root / name / f"{i:04d}.png", image)
+            images.append(image)
+            labels.append(label)
+    return np.stack(images), np.array(labels, np.uint8)
+
+
+def test_image_folders_per_class_with_train_and_test(tmp_path):
+    x_train, y_train = _write_class_folders(tmp_path / "train", 2)
+    x_test, y_test = _write_class_folders(tmp_path / "test", 1)
+    (lx_train, ly_train), (lx_test, ly_test) = load_cifar10(tmp_path)
+    np.testing.assert_array_equal(lx_train, x_train)  # PNG is lossless: pixel for pixel
+    np.testing.assert_array_equal(ly_train, y_train)
+    np.testing.assert_array_equal(lx_test, x_test)
+    np.testing.assert_array_equal(ly_test, y_test)
+    assert lx_train.dtype == np.uint8 and ly_train.dtype == np.uint8
+
+
+def test_class_folders_alone_and_a_missing_class(tmp_path):
+    x, y = _write_class_folders(tmp_path / "all", 1, size=(40, 36))
+    (images, labels), test = load_cifar10(tmp_path / "all")
+    assert images.shape == (10, 32, 32, 3) and test is None  # resized to CIFAR's size
+    np.testing.assert_array_equal(labels, y)
+    for image in (tmp_path / "all" / "truck").iterdir():
+        image.unlink()
+    (tmp_path / "all" / "truck").rmdir()
+    with pytest.raises(ValueError, match=r"missing: \['truck'\]"):
+        load_cifar10(tmp_path / "all")

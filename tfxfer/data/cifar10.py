@@ -1,11 +1,12 @@
 """CIFAR-10 from the files users have, without trusting their pickles.
 
-Accepted: the Keras cache (`~/.keras/datasets/cifar-10-batches-py`), the
-`cifar-10-python.tar.gz` archive (read in place, nothing extracted), the
-extracted `cifar-10-batches-py/` folder, and `.npz` arrays in the layout of
+Accepted: the Keras cache (`$KERAS_HOME/datasets`, `~/.keras` by default),
+the `cifar-10-python.tar.gz` archive (read in place, nothing extracted), the
+extracted `cifar-10-batches-py/` folder, `.npz` arrays in the layout of
 `keras.datasets.cifar10.load_data()` (`x_train`, `y_train`, optional
-`x_test`, `y_test`). Images come back as uint8 (n, 32, 32, 3), labels as
-uint8 (n,).
+`x_test`, `y_test`), and images in a folder per class (`train/airplane/...`,
+`test/...`, or the class folders alone). Images come back as uint8
+(n, 32, 32, 3), labels as uint8 (n,).
 """
 
 import io
@@ -15,6 +16,9 @@ import tarfile
 
 import numpy as np
 
+from tfxfer.data.image_folder import class_folders, load_image_folder
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 FOLDER = "cifar-10-batches-py"
@@ -105,24 +109,56 @@ def _from_npz(path):
     return cleaned[0], (cleaned[1] if len(cleaned) > 1 else None)
 
 
+def _from_image_folders(root):
+    def read(folder):
+        images, labels, _ = load_image_folder(folder, (32, 32), class_names=CLASSES)
+        return images, labels.astype(np.uint8)
+
+    if os.path.isdir(os.path.join(root, "train")):
+        test = os.path.join(root, "test")
+        return read(os.path.join(root, "train")), (read(test) if os.path.isdir(test) else None)
+    return read(root), None
+
+
+def keras_cache_folders():
+    """Where `keras.datasets.cifar10` keeps the batches, Keras 3 then Keras 2."""
+    datasets = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "datasets")
+    return [os.path.join(datasets, f"{FOLDER}-target", FOLDER), os.path.join(datasets, FOLDER)]
+
+
+def _from_keras_cache():
+    for folder in keras_cache_folders():
+        if os.path.isdir(folder):
+            return _from_folder(folder)
+    import keras
+
+    # Not cached: Keras downloads the archive and checks its sha256.
+    (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    return (x_train, y_train.reshape(-1)), (x_test, y_test.reshape(-1))
+
+
 def load_cifar10(path=None):
     """`(x_train, y_train), (x_test, y_test)` from `path`, or from the Keras cache.
 
-    `(x_test, y_test)` is None for an `.npz` without a test split. With no
-    `path`, the Keras cache is used, downloaded by Keras when online.
+    `(x_test, y_test)` is None for an `.npz` without a test split and for a
+    folder of class folders without `test/`. With no `path`, the Keras cache
+    is read (with the same restricted unpickler); when it is empty, Keras
+    downloads the archive.
     """
     if path is None:
-        import keras
-
-        return keras.datasets.cifar10.load_data()
+        return _from_keras_cache()
     path = os.path.expanduser(os.fspath(path))
     if os.path.isdir(path):
         nested = os.path.join(path, FOLDER)
-        return _from_folder(nested if os.path.isdir(nested) else path)
+        if os.path.isdir(nested) or os.path.isfile(os.path.join(path, TRAIN_BATCHES[0])):
+            return _from_folder(nested if os.path.isdir(nested) else path)
+        if os.path.isdir(os.path.join(path, "train")) or class_folders(path):
+            return _from_image_folders(path)
+        return _from_folder(path)  # names what a batches folder lacks
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"No CIFAR-10 data at '{path}'. Pass {ARCHIVE}, the extracted {FOLDER}/ "
-            "folder, or an .npz with x_train and y_train."
+            "folder, an .npz with x_train and y_train, or a folder of class folders."
         )
     if path.endswith(".npz"):
         return _from_npz(path)
