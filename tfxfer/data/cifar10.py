@@ -9,7 +9,6 @@ extracted `cifar-10-batches-py/` folder, `.npz` arrays in the layout of
 (n, 32, 32, 3), labels as uint8 (n,).
 """
 
-import io
 import os
 import pickle
 import tarfile
@@ -17,6 +16,7 @@ import tarfile
 import numpy as np
 
 from tfxfer.data.image_folder import class_folders, load_image_folder
+from tfxfer.data.safe_pickle import NUMPY_ARRAYS, restricted_loads
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -24,29 +24,10 @@ TEST_BATCH = "test_batch"
 FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
 
-# What a CIFAR-10 batch pickle needs: numpy arrays, dtypes, plain containers.
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),  # how Python 3 writes bytes in a protocol-2 pickle
-}
-
-
-class _BatchUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"refused to load {module}.{name}: a CIFAR-10 batch holds only numpy arrays and lists"
-        )
-
-
 def read_batch(data, origin):
     """Images (n, 32, 32, 3) uint8 and labels (n,) uint8 of one pickled batch."""
     try:
-        batch = _BatchUnpickler(io.BytesIO(data), encoding="bytes").load()
+        batch = restricted_loads(data, NUMPY_ARRAYS, "a CIFAR-10 batch holds only numpy arrays and lists", "bytes")
         pixels = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch.get(b"labels", batch.get(b"fine_labels")), dtype=np.uint8)
         images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
