@@ -8,6 +8,7 @@ import tempfile
 _CACHES = tempfile.mkdtemp(prefix="tfxfer-test-caches-")
 os.environ["KERAS_HOME"] = os.path.join(_CACHES, "keras")
 os.environ["TFHUB_CACHE_DIR"] = os.path.join(_CACHES, "tfhub")
+os.environ["TFXFER_CACHE"] = os.path.join(_CACHES, "tfxfer")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402

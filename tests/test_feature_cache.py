@@ -59,14 +59,27 @@ def test_fit_head_trains_the_classifier_head_only(backbone, tmp_path):
     model = ImageClassifier(backbone, num_classes=4, dropout=0.0)
     source_before = [np.array(w) for w in backbone.weights]
     head_before = np.array(model.head.bias)
-    history = fit_head(model, RAW, LABELS, epochs=5, batch_size=8, cache_dir=tmp_path, progress=False, verbose=0)
-    assert history.history["loss"][-1] < history.history["loss"][0]
+    history = fit_head(model, RAW, LABELS, epochs=5, batch_size=8, learning_rate=3e-2, cache_dir=tmp_path,
+                       progress=False, verbose=0)
+    assert len(history.history["loss"]) == 5
+    # Uncompiled: Adam under the warm-up + cosine schedule, decayed to 0 at the end.
+    schedule = model.optimizer._learning_rate  # Keras keeps the schedule object here
+    steps = 5 * -(-len(RAW) // 8)
+    assert float(schedule(0)) == 0.0 and float(schedule(steps // 10)) == pytest.approx(3e-2) and float(schedule(steps)) < 1e-6
     assert not np.allclose(head_before, model.head.bias)  # random-init features are tiny: the bias moves most
     for before, after in zip(source_before, backbone.weights):
         np.testing.assert_array_equal(before, after)
     # The classifier itself now predicts with the trained head.
     features, _ = extract_features(backbone, RAW, cache_dir=tmp_path, progress=False)
     np.testing.assert_allclose(model.predict(RAW, verbose=0), features @ np.array(model.head.kernel) + np.array(model.head.bias), atol=1e-4)
+
+
+def test_fit_head_keeps_the_optimizer_of_a_compiled_model(backbone, tmp_path):
+    model = ImageClassifier(backbone, num_classes=4)
+    optimizer = keras.optimizers.SGD(0.5)
+    model.compile(optimizer=optimizer)
+    fit_head(model, RAW, LABELS, epochs=1, batch_size=8, cache_dir=tmp_path, progress=False, verbose=0)
+    assert model.optimizer is optimizer and int(optimizer.iterations) == -(-len(RAW) // 8)
 
 
 def test_augmentation_before_the_source_is_refused(backbone, tmp_path):

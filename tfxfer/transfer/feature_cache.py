@@ -16,6 +16,9 @@ import keras
 import numpy as np
 import tqdm
 
+from tfxfer.sources.text_encoder import as_text_array
+from tfxfer.transfer.optimizers import warmup_cosine
+
 
 def default_cache_dir():
     """`$TFXFER_CACHE`, else `$XDG_CACHE_HOME/tfxfer` (`~/.cache/tfxfer`), `/features`."""
@@ -25,43 +28,59 @@ def default_cache_dir():
     return os.path.join(base, "tfxfer", "features")
 
 
-def cache_key(source, images):
+def cache_key(source, inputs):
     """Digest of what the features depend on: the source's class, config
-    (architecture, preprocessing, input size) and weights, the dtype policy,
-    and the images themselves."""
+    (architecture, preprocessing, input size, vocabulary) and weights, the
+    dtype policy, and the inputs themselves (images or texts)."""
     digest = hashlib.sha256()
     config = {"class": type(source).__name__, "config": source.get_config(), "dtype": str(source.dtype_policy.name)}
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     for weight in source.weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
-    images = np.ascontiguousarray(images)
-    digest.update(f"{images.shape}{images.dtype}".encode())
-    digest.update(images.tobytes())
+    if inputs.dtype == object:  # texts: their bytes, each length-prefixed
+        for text in inputs:
+            data = text.encode() if isinstance(text, str) else bytes(text)
+            digest.update(len(data).to_bytes(8, "little") + data)
+    else:
+        inputs = np.ascontiguousarray(inputs)
+        digest.update(f"{inputs.shape}{inputs.dtype}".encode())
+        digest.update(inputs.tobytes())
     return digest.hexdigest()[:32]
 
 
-def extract_features(source, images, batch_size=64, cache_dir=None, progress=True):
-    """The source's features for `images`, from the cache or computed once.
+def as_model_inputs(x):
+    """Arrays as given; texts (a list, or a numpy str array) as an object array."""
+    if isinstance(x, np.ndarray):
+        return as_text_array(x) if x.dtype.kind in "USO" else x
+    if len(x) and isinstance(x[0], str | bytes):
+        return as_text_array(x)  # not np.asarray: a str array pads every text to the longest
+    return np.asarray(x)
+
+
+def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=True):
+    """The source's features for `inputs` (images or texts), from the cache
+    or computed once.
 
     Returns:
         `(features, hit)`: a read-only memory-mapped array, and whether it
         came from the cache.
     """
+    inputs = as_model_inputs(inputs)
     folder = cache_dir or default_cache_dir()
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{cache_key(source, images)}.npy")
+    path = os.path.join(folder, f"{cache_key(source, inputs)}.npy")
     if os.path.exists(path):
         return np.load(path, mmap_mode="r"), True
     partial = f"{path}.{os.getpid()}.partial"
     try:
         features = None
-        bar = tqdm.tqdm(total=len(images), desc="extracting features", unit="img", disable=not progress)
+        bar = tqdm.tqdm(total=len(inputs), desc="extracting features", unit="input", disable=not progress)
         with bar:
-            for start in range(0, len(images), batch_size):
+            for start in range(0, len(inputs), batch_size):
                 # predict_on_batch runs Keras' compiled predict function: graph speed, inference mode.
-                batch = np.asarray(_predict_on_batch(source, images[start : start + batch_size]))
+                batch = np.asarray(_predict_on_batch(source, inputs[start : start + batch_size]))
                 if features is None:
-                    features = np.lib.format.open_memmap(partial, "w+", np.float32, (len(images), *batch.shape[1:]))
+                    features = np.lib.format.open_memmap(partial, "w+", np.float32, (len(inputs), *batch.shape[1:]))
                 features[start : start + len(batch)] = batch
                 bar.update(len(batch))
         features.flush()
@@ -96,13 +115,16 @@ def _refuse_randomness_before(model):
         )
 
 
-def fit_head(model, x, y, epochs, batch_size=32, validation_data=None, cache_dir=None, progress=True, **fit_kwargs):
+def fit_head(model, x, y, epochs, batch_size=32, learning_rate=3e-3, validation_data=None, cache_dir=None,
+             progress=True, **fit_kwargs):
     """Trains the head of a task model on cached source features.
 
     The source (`model.backbone`) is frozen; its features are extracted once
     (or read from the cache) and the model's own head layers are trained on
-    them, so `model` itself ends up trained. Compile `model` first, or the
-    `compile()` defaults are used.
+    them, so `model` itself ends up trained. A compiled `model` trains with
+    its optimizer; otherwise Adam at `learning_rate` with a 10% warm-up and
+    cosine decay over the run (a head on fixed features takes a higher rate
+    than fine-tuning does).
 
     Returns:
         the `History` of the head's `fit`.
@@ -111,9 +133,9 @@ def fit_head(model, x, y, epochs, batch_size=32, validation_data=None, cache_dir
     model.backbone.trainable = False
     features, _ = extract_features(model.backbone, x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
     head = keras.Sequential([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])
-    compiled = getattr(model, "compiled", False) and model.optimizer is not None
-    if not compiled:
-        model.compile()
+    if not (getattr(model, "compiled", False) and model.optimizer is not None):
+        steps = epochs * -(-len(features) // batch_size)
+        model.compile(optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, steps)))
     head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
     if validation_data is not None:
         val_x, val_y = validation_data

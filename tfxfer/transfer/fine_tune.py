@@ -15,7 +15,7 @@ import os
 import keras
 
 from tfxfer.sources.hub import HubFeatures
-from tfxfer.transfer.optimizers import OPTIMIZERS
+from tfxfer.transfer.optimizers import OPTIMIZERS, warmup_cosine
 
 BN_POLICIES = ("frozen", "train")
 
@@ -101,16 +101,6 @@ def group_rate_multipliers(source, groups, source_rate=0.1, group_decay=1.0):
             for variable in layer.trainable_weights:
                 multipliers[variable.path] = factor
     return multipliers
-
-
-def _schedule(learning_rate, steps, warmup_fraction):
-    warmup = int(steps * warmup_fraction)
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else learning_rate,
-        decay_steps=max(steps - warmup, 1),
-        warmup_target=learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
 
 
 def _steps_per_epoch(x, batch_size, steps_per_epoch=None):
@@ -216,7 +206,7 @@ def fine_tune(
         extra = {"weight_decay": weight_decay} if weight_decay else {}
         model.compile(
             optimizer=optimizer_class(
-                _schedule(learning_rate, stage_epochs * steps, warmup_fraction),
+                warmup_cosine(learning_rate, stage_epochs * steps, warmup_fraction),
                 rate_multipliers=multipliers,
                 **extra,
             )

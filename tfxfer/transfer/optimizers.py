@@ -1,4 +1,4 @@
-"""Per-group learning rates for Keras optimizers.
+"""Per-group learning rates for Keras optimizers, and the default schedule.
 
 Keras has no per-layer learning rates. Scaling a group's *gradient* is wrong
 for Adam and its kin (their update is invariant to the gradient's scale), so
@@ -59,3 +59,14 @@ class SGD(_RateMultipliers, keras.optimizers.SGD):
 
 
 OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
+
+
+def warmup_cosine(learning_rate, steps, warmup_fraction=0.1):
+    """Linear warm-up over `warmup_fraction` of `steps`, then cosine decay to 0."""
+    warmup = int(steps * warmup_fraction)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else learning_rate,
+        decay_steps=max(steps - warmup, 1),
+        warmup_target=learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
