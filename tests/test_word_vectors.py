@@ -1,0 +1,118 @@
+"""WordVectors: each format read, malformed files named, rows aligned word by word."""
+
+import gzip
+
+import keras
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from tfxfer import WordVectors
+
+WORDS = ["the", "Paris", "space", "orbit", "NASA", "god"]
+
+
+@pytest.fixture(scope="module")
+def keyed():
+    kv = KeyedVectors(4)
+    kv.add_vectors(WORDS, np.random.default_rng(0).normal(size=(len(WORDS), 4)).astype(np.float32))
+    return kv
+
+
+def _glove(path, kv):
+    lines = [f"{w} " + " ".join(f"{x:.6f}" for x in kv[w]) for w in kv.index_to_key]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("name, binary", [("vectors.bin", True), ("vectors.txt", False), ("vectors.vec", False)])
+def test_word2vec_and_fasttext_files_are_detected(tmp_path, keyed, name, binary):
+    keyed.save_word2vec_format(str(tmp_path / name), binary=binary)
+    loaded = WordVectors.load(tmp_path / name)
+    assert loaded.keyed_vectors.index_to_key == WORDS
+    np.testing.assert_allclose(loaded.keyed_vectors.vectors, keyed.vectors, atol=1e-6)
+
+
+def test_glove_without_header_and_compressed(tmp_path, keyed):
+    glove = _glove(tmp_path / "glove.txt", keyed)
+    np.testing.assert_allclose(WordVectors.load(glove).keyed_vectors.vectors, keyed.vectors, atol=1e-6)
+    with gzip.open(tmp_path / "glove.txt.gz", "wb") as file:
+        file.write(glove.read_bytes())
+    assert WordVectors.load(tmp_path / "glove.txt.gz").keyed_vectors.index_to_key == WORDS
+    assert len(WordVectors.load(glove, limit=3)) == 3
+
+
+def test_pickled_gensim_files_need_allow_pickle(tmp_path, keyed):
+    keyed.save(str(tmp_path / "vectors.kv"))
+    with pytest.raises(ValueError, match="pickled gensim file.*allow_pickle=True"):
+        WordVectors.load(tmp_path / "vectors.kv")
+    loaded = WordVectors.load(tmp_path / "vectors.kv", allow_pickle=True)
+    np.testing.assert_array_equal(loaded.keyed_vectors.vectors, keyed.vectors)
+
+
+def test_malformed_files_name_the_file_and_line(tmp_path, keyed):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match="empty.txt' is empty"):
+        WordVectors.load(tmp_path / "empty.txt")
+
+    lines = _glove(tmp_path / "g.txt", keyed).read_text().splitlines()
+    lines[2] = lines[2].rsplit(" ", 1)[0]  # one value short
+    (tmp_path / "short.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"short.txt', line 3: 3 values after the word b'space', expected 4"):
+        WordVectors.load(tmp_path / "short.txt")
+
+    keyed.save_word2vec_format(str(tmp_path / "w.txt"), binary=False)
+    lines = (tmp_path / "w.txt").read_text().splitlines()
+    lines[4] = lines[4] + " 0.5"  # header line + 3 vectors, then one too long
+    (tmp_path / "long.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"long.txt', line 5: 5 values after the word b'orbit', expected 4"):
+        WordVectors.load(tmp_path / "long.txt")
+
+    keyed.save_word2vec_format(str(tmp_path / "w.bin"), binary=True)
+    data = (tmp_path / "w.bin").read_bytes()
+    (tmp_path / "cut.bin").write_bytes(data[: len(data) - 10])
+    with pytest.raises(ValueError, match="cut.bin' is not a complete word2vec binary file.*truncated"):
+        WordVectors.load(tmp_path / "cut.bin")
+
+
+def test_embedding_rows_line_up_with_text_vectorization(keyed):
+    vectorizer = keras.layers.TextVectorization(max_tokens=20)
+    vectorizer.adapt(["the space orbit orbit", "paris nasa the the", "zebra"])
+    vocabulary = vectorizer.get_vocabulary()
+    layer = WordVectors(keyed).embedding(vectorizer)
+    matrix = layer.get_weights()[0]
+    assert matrix.shape == (len(vocabulary), 4) and not layer.trainable
+    np.testing.assert_array_equal(matrix[0], 0.0)  # padding
+    for row, word in enumerate(vocabulary):
+        variant = next((v for v in (word, word.capitalize(), word.upper()) if v in keyed.key_to_index), None)
+        if variant is not None:  # found through its case variant
+            np.testing.assert_array_equal(matrix[row], keyed[variant])
+    assert {"paris", "nasa", "the", "space", "orbit"} <= set(vocabulary)
+    # The ids the vectorizer gives select the rows of those words.
+    ids = np.asarray(vectorizer(["space Paris"]))[0]
+    np.testing.assert_array_equal(np.asarray(layer(ids)), np.stack([keyed["space"], keyed["Paris"]]))
+
+
+def test_misses_start_at_the_vectors_scale_and_mask_zero():
+    rng = np.random.default_rng(0)
+    kv = KeyedVectors(8)
+    kv.add_vectors([f"w{i}" for i in range(500)], rng.normal(3.0, 2.0, size=(500, 8)).astype(np.float32))
+    vocabulary = [f"unknown{i}" for i in range(400)]
+    layer = WordVectors(kv).embedding(vocabulary, mask_zero=True, trainable=True)
+    misses = layer.get_weights()[0][2:]
+    assert abs(misses.mean() - 3.0) < 0.2 and abs(misses.std() - 2.0) < 0.2
+    assert layer.mask_zero and layer.trainable
+    np.testing.assert_array_equal(np.asarray(layer.compute_mask(np.array([[3, 0]]))), [[True, False]])
+
+
+def test_coverage_of_types_and_token_occurrences(keyed):
+    vectors = WordVectors(keyed)
+    vocabulary = ["the", "space", "zebra", "paris"]  # 3 of 4 known
+    texts = ["the the the zebra", "space unseen"]  # 6 tokens: the x3 + space known
+    report = vectors.coverage(vocabulary, texts)
+    assert (report.types_found, report.types_total) == (3, 4)
+    assert report.token_share == pytest.approx(4 / 6)
+    assert report.missing == ("zebra",)
+    vectorizer = keras.layers.TextVectorization(vocabulary=vocabulary)
+    assert vectors.coverage(vectorizer, texts).token_share == pytest.approx(4 / 6)
+    assert str(report) == "3/4 words found (75.0% of types, 66.7% of token occurrences)"

@@ -1,0 +1,288 @@
+"""Pretrained word vectors (word2vec, GloVe, fastText) as a Keras `Embedding`.
+
+gensim's `KeyedVectors` reads the files; this module detects the format,
+turns gensim's terse parse errors into messages that name the file and line,
+and lines the vectors up with a `keras.layers.TextVectorization` vocabulary:
+row 0 is padding, row 1 out-of-vocabulary, as `get_vocabulary()` lists them.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+FORMATS = ("word2vec", "word2vec-binary", "glove", "fasttext", "fasttext-binary", "gensim")
+PICKLED_SUFFIXES = (".model", ".kv", ".pkl", ".pickle")
+_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
+PADDING, OOV = "", "[UNK]"
+
+
+def _case_variants(word):
+    return dict.fromkeys((word, word.lower(), word.capitalize(), word.upper()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """How much of a vocabulary the vectors know.
+
+    `type_share`: the share of vocabulary words (types) found;
+    `token_share`: the share of token occurrences in the texts given
+    (None without texts); `missing`: the words not found, most frequent
+    first when texts were given.
+    """
+
+    types_found: int
+    types_total: int
+    token_share: float | None
+    missing: tuple
+
+    @property
+    def type_share(self):
+        return self.types_found / max(self.types_total, 1)
+
+    def __str__(self):
+        tokens = "" if self.token_share is None else f", {self.token_share:.1%} of token occurrences"
+        return f"{self.types_found}/{self.types_total} words found ({self.type_share:.1%} of types{tokens})"
+
+
+class WordVectors:
+    """Word vectors read with gensim, ready to become a Keras `Embedding`.
+
+    Args:
+        keyed_vectors: a `gensim.models.KeyedVectors` (e.g. `Word2Vec(...).wv`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from gensim.models import KeyedVectors
+    >>> kv = KeyedVectors(2)
+    >>> kv.add_vectors(["space", "Orbit"], np.array([[1.0, 2.0], [3.0, 4.0]]))
+    >>> vectors = WordVectors(kv)
+    >>> layer = vectors.embedding(["space", "orbit", "unknownword"])
+    >>> layer.get_weights()[0][2:4].tolist()   # rows 0, 1: padding and [UNK]
+    [[1.0, 2.0], [3.0, 4.0]]
+    >>> print(vectors.coverage(["space", "orbit", "unknownword"]))
+    2/3 words found (66.7% of types)
+    """
+
+    def __init__(self, keyed_vectors):
+        self.keyed_vectors = keyed_vectors
+
+    @classmethod
+    def load(cls, path, format="auto", allow_pickle=False, limit=None):
+        """Reads word vectors, detecting the format unless told.
+
+        Args:
+            path: a word2vec `.bin` or text file, a GloVe `.txt` (no header
+                line), a fastText `.vec` (or `.bin` model, whose subword
+                vectors then serve unknown words), or a gensim `.model` /
+                `.kv` file; `.gz` and `.bz2` are read compressed.
+            format: `"auto"` or one of `FORMATS`.
+            allow_pickle: gensim's own `.model`/`.kv` files are pickles, which
+                can run code when loaded: set True only for files you trust.
+            limit: read only the first `limit` vectors (the most frequent, in
+                the usual files).
+        """
+        return cls(_read(os.fspath(path), format, allow_pickle, limit))
+
+    @property
+    def dim(self):
+        return self.keyed_vectors.vector_size
+
+    def __len__(self):
+        return len(self.keyed_vectors)
+
+    def lookup(self, word):
+        """The vector of `word` or of its first case variant known
+        (as is, lower, Capitalized, UPPER), else None."""
+        keyed = self.keyed_vectors
+        for variant in _case_variants(word):
+            if keyed.has_index_for(variant):
+                return keyed[variant]
+        return None
+
+    def coverage(self, vocabulary, texts=None, standardize=None):
+        """A `Coverage` report of `vocabulary` (a list or a TextVectorization).
+
+        With `texts`, token occurrences are counted after the vectorizer's
+        own standardization and split (or lower-case whitespace split for a
+        plain list), so `token_share` is what the model will actually see.
+        """
+        words = [w for w in _vocabulary(vocabulary) if w not in (PADDING, OOV)]
+        found = {w for w in words if self.lookup(w) is not None}
+        missing = [w for w in words if w not in found]
+        token_share = None
+        if texts is not None:
+            counts = _token_counts(vocabulary, texts)
+            total = sum(counts.values())
+            token_share = sum(c for w, c in counts.items() if w in found) / max(total, 1)
+            missing.sort(key=lambda w: -counts.get(w, 0))
+        return Coverage(len(found), len(words), token_share, tuple(missing))
+
+    def embedding_matrix(self, vocabulary, seed=0):
+        """`(len(vocabulary) + specials, dim)` float32 rows for `vocabulary`.
+
+        Row 0 (padding) is zeros; the out-of-vocabulary row and the words
+        without a vector are drawn from a normal with the per-dimension mean
+        and standard deviation of the known vectors, so that they start at
+        the vectors' scale.
+        """
+        words = _vocabulary(vocabulary)
+        known = self.keyed_vectors.vectors
+        rng = np.random.default_rng(seed)
+        matrix = rng.normal(known.mean(0), known.std(0), size=(len(words), self.dim)).astype(np.float32)
+        for row, word in enumerate(words):
+            if word == PADDING:
+                matrix[row] = 0.0
+            elif word != OOV and (vector := self.lookup(word)) is not None:
+                matrix[row] = vector
+        return matrix
+
+    def embedding(self, vocabulary, trainable=False, mask_zero=False, seed=0, name="word_embedding"):
+        """A built `keras.layers.Embedding` whose rows line up with `vocabulary`.
+
+        `vocabulary` is a `TextVectorization` layer (its `get_vocabulary()`:
+        padding, `[UNK]`, words) or a list of words as passed to
+        `TextVectorization(vocabulary=...)` (padding and `[UNK]` are put in
+        front unless the list already starts with them).
+        """
+        import keras
+
+        matrix = self.embedding_matrix(vocabulary, seed=seed)
+        layer = keras.layers.Embedding(len(matrix), self.dim, mask_zero=mask_zero, trainable=trainable, name=name)
+        layer.build((None, None))
+        layer.set_weights([matrix])
+        return layer
+
+
+def _vocabulary(vocabulary):
+    """The full row order: padding, [UNK], then the words."""
+    if hasattr(vocabulary, "get_vocabulary"):
+        words = list(vocabulary.get_vocabulary())
+        if words[:2] != [PADDING, OOV]:
+            raise ValueError(
+                f"The TextVectorization vocabulary starts with {words[:2]}; tfxfer expects "
+                "the defaults mask_token='' (row 0) and oov_token='[UNK]' (row 1), with "
+                "output_mode='int'."
+            )
+        return words
+    words = [str(w) for w in vocabulary]
+    return words if words[:2] == [PADDING, OOV] else [PADDING, OOV, *words]
+
+
+def _token_counts(vocabulary, texts, batch_size=1024):
+    """`{word: occurrences}` in `texts`, `[UNK]` for words outside the vocabulary.
+
+    A TextVectorization counts what it outputs (its own standardization,
+    split and truncation: what the model sees); a list, lower-case words.
+    """
+    import collections
+
+    if not hasattr(vocabulary, "get_vocabulary"):
+        words = set(_vocabulary(vocabulary))
+        return collections.Counter(w if w in words else OOV for text in texts for w in str(text).lower().split())
+    words = vocabulary.get_vocabulary()
+    totals = np.zeros(len(words), np.int64)
+    texts = list(texts)
+    for start in range(0, len(texts), batch_size):
+        ids = np.asarray(vocabulary(texts[start : start + batch_size])).ravel()
+        totals += np.bincount(ids, minlength=len(words))
+    return collections.Counter({w: int(c) for w, c in zip(words[1:], totals[1:]) if c})
+
+
+# === Reading ===
+
+
+def _sniff(path):
+    """The format of `path` from its name and first bytes."""
+    from gensim import utils
+
+    name = path.lower().removesuffix(".gz").removesuffix(".bz2")
+    if name.endswith(PICKLED_SUFFIXES):
+        return "gensim"
+    with utils.open(path, "rb") as file:
+        head = file.read(4096)
+    if head.startswith(_FASTTEXT_MAGIC):
+        return "fasttext-binary"
+    first_line, _, rest = head.partition(b"\n")
+    fields = first_line.split()
+    if len(fields) == 2 and all(f.isdigit() for f in fields):
+        try:
+            rest.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if error.start < len(rest) - 4:  # not just a character cut at the 4 KB boundary
+                return "word2vec-binary"
+        if b"\0" in rest:
+            return "word2vec-binary"
+        return "fasttext" if name.endswith(".vec") else "word2vec"
+    return "glove"
+
+
+def _read(path, format, allow_pickle, limit):
+    from gensim.models import KeyedVectors
+    from gensim.models.fasttext import load_facebook_vectors
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No word-vectors file at '{path}'.")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"'{path}' is empty: expected word vectors (word2vec, GloVe or fastText).")
+    if format not in ("auto", *FORMATS):
+        raise ValueError(f"format must be 'auto' or one of {FORMATS}. Received: format={format!r}")
+    format = _sniff(path) if format == "auto" else format
+    if format == "gensim":
+        if not allow_pickle:
+            raise ValueError(
+                f"'{path}' is a pickled gensim file, which can run code when loaded. "
+                "Pass allow_pickle=True if you trust it, or save the vectors with "
+                "KeyedVectors.save_word2vec_format() and load that instead."
+            )
+        loaded = KeyedVectors.load(path)
+        return getattr(loaded, "wv", loaded)  # a whole Word2Vec/FastText model
+    if format == "fasttext-binary":
+        return load_facebook_vectors(path)
+    binary = format == "word2vec-binary"
+    try:
+        return KeyedVectors.load_word2vec_format(
+            path, binary=binary, no_header=format == "glove", limit=limit, unicode_errors="replace"
+        )
+    except (ValueError, EOFError, IndexError) as error:
+        raise ValueError(_diagnose(path, format, error)) from error
+
+
+def _diagnose(path, format, error):
+    """A message naming what is wrong in a file gensim could not parse."""
+    from gensim import utils
+
+    if format == "word2vec-binary":
+        return (
+            f"'{path}' is not a complete word2vec binary file ({error}): its header "
+            "promises more vectors than the file holds (truncated download?) or "
+            "the header line 'count dimension' is wrong."
+        )
+    with utils.open(path, "rb") as file:
+        lines = iter(enumerate(file, start=1))
+        if format != "glove":
+            number, header = next(lines)
+            fields = header.split()
+            if len(fields) != 2 or not all(f.isdigit() for f in fields):
+                return f"'{path}', line 1: expected the header 'count dimension', got {header[:60]!r}."
+            dim = int(fields[1])
+        else:
+            dim = None
+        for number, line in lines:
+            parts = line.rstrip().split(b" ")
+            dim = dim if dim is not None else len(parts) - 1
+            if len(parts) != dim + 1:
+                return (
+                    f"'{path}', line {number}: {len(parts) - 1} values after the word "
+                    f"{parts[0][:40]!r}, expected {dim} (the dimension of the "
+                    f"{'header' if format != 'glove' else 'first line'})."
+                )
+            try:
+                np.asarray(parts[1:], dtype=np.float32)
+            except ValueError:
+                return f"'{path}', line {number}: the values after {parts[0][:40]!r} are not all numbers."
+    return (
+        f"'{path}' could not be read as {format} ({error}): fewer lines than its "
+        "header says (truncated?), or pass format= explicitly."
+    )
