@@ -84,7 +84,10 @@ def export_hub_module(model, path, input_shape, input_dtype="float32", atol=1e-5
         `path`.
     """
     spec = tf.TensorSpec((None, *input_shape), tf.as_dtype(input_dtype))
-    sample = np.random.default_rng(0).uniform(0, 1, size=(4, *input_shape)).astype(spec.dtype.as_numpy_dtype)
+    if spec.dtype == tf.string:
+        sample = _sample_texts(model)
+    else:
+        sample = np.random.default_rng(0).uniform(0, 1, size=(4, *input_shape)).astype(spec.dtype.as_numpy_dtype)
 
     def write(folder):
         tf.saved_model.save(_ReusableSavedModel(model, spec), folder)
@@ -105,30 +108,62 @@ def _check_sizes(model):
     return [(height, width, channels)]
 
 
+def _vocabulary_words(model, count=20):
+    import keras
+
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.layers.TextVectorization):
+            return layer.get_vocabulary()[2 : 2 + count]
+        stack.extend(getattr(layer, "layers", []))
+    return []
+
+
+def _sample_texts(model):
+    """Texts to check a text model's export on: empty, unknown and known words."""
+    words = _vocabulary_words(model)
+    texts = ["", "Words it has never seen: zyxw qvvz!", " ".join(words), " ".join(reversed(words[:7]))]
+    return np.array(texts, dtype=object)
+
+
+def _serving_inputs(model):
+    """The serving input spec and the batches the export is checked on.
+
+    Images: uint8 of any size (two sizes checked when the model resizes);
+    texts: a batch of raw strings, including an empty one and known words.
+    """
+    if model.inputs[0].dtype == "string":
+        return tf.TensorSpec((None,), tf.string, name="texts"), [_sample_texts(model)]
+    if len(model.input_shape) != 4:
+        raise ValueError(
+            "tfxfer.export serves raw images (batch, height, width, channels) or raw "
+            f"strings (batch,). Received: input_shape={model.input_shape}, dtype {model.inputs[0].dtype}"
+        )
+    spec = tf.TensorSpec((None, None, None, model.input_shape[-1]), tf.uint8, name="images")
+    rng = np.random.default_rng(0)
+    return spec, [rng.integers(0, 256, size=(3, *size), dtype=np.uint8) for size in _check_sizes(model)]
+
+
 def export(model, path, atol=1e-5):
-    """Exports an image classifier as a SavedModel that serves raw images.
+    """Exports a classifier as a SavedModel that serves raw inputs.
 
     The `serve` endpoint (also `serving_default`) takes a batch of uint8
-    images, of any size when the model resizes itself, and returns class
-    probabilities. The export is reloaded and its outputs compared with the
-    Keras model on random images of two sizes before it appears at `path`.
+    images (of any size when the model resizes itself) or, for a text model,
+    a batch of raw strings (the vectorizer runs inside the graph), and
+    returns class probabilities. The export is reloaded and its outputs
+    compared with the Keras model (on images of two sizes, or on texts)
+    before it appears at `path`.
 
     Returns:
         `path`.
     """
     import keras
 
-    if len(model.input_shape) != 4:
-        raise ValueError(
-            "tfxfer.export serves raw images: the model's input must be "
-            f"(batch, height, width, channels). Received: input_shape={model.input_shape}"
-        )
-    spec = tf.TensorSpec((None, None, None, model.input_shape[-1]), tf.uint8, name="images")
-    rng = np.random.default_rng(0)
-    samples = [rng.integers(0, 256, size=(3, *size), dtype=np.uint8) for size in _check_sizes(model)]
+    spec, samples = _serving_inputs(model)
 
-    def probabilities(images):
-        return keras.ops.softmax(model(images, training=False))
+    def probabilities(inputs):
+        return keras.ops.softmax(model(inputs, training=False))
 
     def write(folder):
         archive = keras.export.ExportArchive()
@@ -138,8 +173,8 @@ def export(model, path, atol=1e-5):
 
     def verify(folder):
         reloaded = tf.saved_model.load(folder)
-        for images in samples:
-            expected = np.asarray(probabilities(images))
-            _check_close(expected, reloaded.serve(tf.constant(images)).numpy(), folder, atol)
+        for inputs in samples:
+            expected = np.asarray(probabilities(inputs))
+            _check_close(expected, reloaded.serve(tf.constant(inputs)).numpy(), folder, atol)
 
     return _write_verified(path, write, verify)

@@ -1,5 +1,7 @@
-"""Pretrained sources as Keras 3 layers: TF-Hub modules, Keras Applications."""
+"""Pretrained sources as Keras 3 layers: TF-Hub modules, Keras Applications, word vectors."""
 
 from tfxfer.sources.applications import ImageBackbone
 from tfxfer.sources.embedded import embedded_source_path
 from tfxfer.sources.hub import HubFeatures
+from tfxfer.sources.text_encoder import text_encoder
+from tfxfer.sources.word_vectors import WordVectors

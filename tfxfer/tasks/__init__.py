@@ -1,3 +1,4 @@
 """Task models: a pretrained source plus a head, trained end to end."""
 
 from tfxfer.tasks.image_classifier import ImageClassifier
+from tfxfer.tasks.text_classifier import TextClassifier

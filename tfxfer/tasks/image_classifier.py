@@ -3,6 +3,7 @@
 import keras
 
 from tfxfer.sources.presets import load_source
+from tfxfer.tasks.task import Task
 
 
 def _source_input_shape(source):
@@ -14,7 +15,7 @@ def _source_input_shape(source):
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
-class ImageClassifier(keras.Model):
+class ImageClassifier(Task):
     """A source (`ImageBackbone`, `HubFeatures`, or any Keras model) and a head.
 
     The head pools a feature map (global average), applies dropout and a
@@ -75,27 +76,6 @@ class ImageClassifier(keras.Model):
         """
         return cls(load_source(preset, **source_kwargs), num_classes, dropout=dropout)
 
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """`keras.Model.compile` with defaults for integer labels and logits.
-
-        `"auto"`: Adam at 1e-3, sparse categorical cross-entropy on logits,
-        accuracy.
-        """
-        if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(1e-3)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        # Our compile() takes Keras' arguments, so a saved compile config
-        # (optimizer state included) restores as Keras' own would.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
     @property
     def head_layers(self):
         """The layers trained from scratch (everything but the source)."""
@@ -110,9 +90,3 @@ class ImageClassifier(keras.Model):
             "name": self.name,
             "trainable": self.trainable,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)

@@ -1,0 +1,43 @@
+"""`Task`: what every tfxfer task model shares (KerasHub's Task, in small)."""
+
+import keras
+
+
+class Task(keras.Model):
+    """A functional model made of `.backbone` (the pretrained source) and
+    `.head_layers` (trained from scratch), compiled with sensible defaults.
+
+    Subclasses build the graph and define `head_layers` and `get_config`.
+    """
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """`keras.Model.compile` with defaults for integer labels and logits.
+
+        `"auto"`: Adam at 1e-3, sparse categorical cross-entropy on logits,
+        accuracy.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(1e-3)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Our compile() takes Keras' arguments, so a saved compile config
+        # (optimizer state included) restores as Keras' own would.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def head_layers(self):
+        """The layers trained from scratch (everything but the source)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)

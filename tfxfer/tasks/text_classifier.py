@@ -1,0 +1,109 @@
+"""`TextClassifier`: raw strings, a pretrained text source, a head."""
+
+import keras
+
+from tfxfer.sources.text_encoder import as_text_array, text_encoder
+from tfxfer.sources.word_vectors import WordVectors
+from tfxfer.tasks.task import Task
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class TextClassifier(Task):
+    """A text source (`text_encoder`, a `HubFeatures` text module, or any Keras
+    model taking strings) and a head, on raw strings.
+
+    A source that returns one vector per text gets dropout and a dense layer;
+    one that returns token vectors `(batch, steps, dim)` gets a small Conv1D
+    (`conv_filters`, width 5, ReLU) and max pooling first. Logits are float32.
+
+    Example:
+
+    >>> import numpy as np, tfxfer
+    >>> texts = ["the rocket reached orbit", "god and faith", "a launch to orbit", "faith in god"]
+    >>> model = tfxfer.TextClassifier.from_word_vectors(None, texts, num_classes=2, dim=8)
+    >>> model.compile()
+    >>> model.predict(np.array(["orbit of faith"], dtype=object), verbose=0).shape
+    (1, 2)
+    """
+
+    def __init__(self, backbone, num_classes, dropout=0.2, conv_filters=128, **kwargs):
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
+
+        # === Layers ===
+        self.backbone = backbone
+        strings = keras.Input((), dtype="string", name="texts")
+        features = backbone(strings)
+        self.conv = self.sequence_pooling = None
+        if len(features.shape) == 3:
+            self.conv = keras.layers.Conv1D(conv_filters, 5, padding="same", activation="relu", name="conv")
+            self.sequence_pooling = keras.layers.GlobalMaxPooling1D(name="sequence_pooling")
+        elif len(features.shape) != 2:
+            raise ValueError(
+                f"The text source returns shape {features.shape}; expected (batch, dim) "
+                "or (batch, steps, dim)."
+            )
+        self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+        self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
+
+        # === Functional Model ===
+        if self.conv is not None:
+            features = self.sequence_pooling(self.conv(features))
+        logits = self.head(self.head_dropout(features))
+        super().__init__(strings, logits, **kwargs)
+
+        # === Config ===
+        self.num_classes = int(num_classes)
+        self.dropout = dropout
+        self.conv_filters = conv_filters
+
+    @classmethod
+    def from_word_vectors(cls, word_vectors, texts, num_classes, pooling="mean", dim=None, max_tokens=20000,
+                          sequence_length=256, trainable=None, dropout=0.2, seed=0):
+        """A classifier on word vectors, its vocabulary adapted on `texts`.
+
+        Args:
+            word_vectors: a `WordVectors`, a path for `WordVectors.load`, or
+                None to learn the embedding from scratch (pass `dim`).
+            pooling: `"mean"`, `"max"` or `"sequence"` (a Conv1D head).
+            trainable: train the embedding; by default only from scratch.
+            Other arguments: see `text_encoder`.
+        """
+        if word_vectors is not None and not isinstance(word_vectors, WordVectors):
+            word_vectors = WordVectors.load(word_vectors)
+        encoder = text_encoder(texts, word_vectors, dim, pooling, max_tokens, sequence_length, trainable, seed)
+        return cls(encoder, num_classes, dropout=dropout)
+
+    # Keras turns a list of str into a numpy str array, which it cannot feed
+    # as tf.string; an object array it can. Accept both forms users have.
+    def fit(self, x=None, y=None, validation_data=None, **kwargs):
+        if isinstance(validation_data, tuple | list) and validation_data:
+            validation_data = (_as_texts(validation_data[0]), *validation_data[1:])
+        return super().fit(_as_texts(x), y, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        return super().evaluate(_as_texts(x), y, **kwargs)
+
+    def predict(self, x, **kwargs):
+        return super().predict(_as_texts(x), **kwargs)
+
+    @property
+    def head_layers(self):
+        convolution = [self.conv, self.sequence_pooling] if self.conv is not None else []
+        return [*convolution, self.head_dropout, self.head]
+
+    def get_config(self):
+        return {
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "conv_filters": self.conv_filters,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+
+def _as_texts(x):
+    if isinstance(x, list | tuple) or (hasattr(x, "dtype") and getattr(x.dtype, "kind", None) in ("U", "S")):
+        return as_text_array(x)
+    return x  # an object array, a tensor or a tf.data.Dataset
