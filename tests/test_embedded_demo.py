@@ -1,5 +1,6 @@
 """The embedded source in models/ and the demo that transfers it."""
 
+import os
 import shutil
 
 import numpy as np
@@ -47,3 +48,24 @@ def test_transfer_beats_scratch_at_the_smallest_budget():
     assert mean["feature extraction"] > mean["from scratch"]
     table = demo.format_table(results)
     assert "fine-tuning" in table and "2 seeds" in table
+
+
+def test_embedded_vectors_match_their_manifest_and_know_the_topics():
+    from tfxfer import WordVectors
+    from tfxfer.sources.embedded_vectors import embedded_vectors_path
+
+    path = embedded_vectors_path()
+    manifest = verify_manifest(os.path.dirname(path))
+    assert manifest["command"].startswith("python -m tfxfer.sources.embedded_vectors")
+    vectors = WordVectors.load(path)
+    assert vectors.dim == 100 and len(vectors) > 10000
+    similar = [word for word, _ in vectors.keyed_vectors.most_similar("space", topn=10)]
+    assert "shuttle" in similar  # learned from the Wikipedia articles
+
+
+@pytest.mark.slow
+def test_transferred_vectors_beat_scratch_on_few_labelled_posts():
+    results = demo.run_text(budgets=(5,), seeds=(0, 1), progress=False)
+    mean = {strategy: np.mean(results[(strategy, 5)]) for strategy in demo.TEXT_STRATEGIES}
+    assert mean["transferred vectors"] > mean["from scratch"] + 0.03
+    assert "vectors fine-tuned" in demo.format_table(results, demo.TEXT_STRATEGIES, demo.TEXT_TITLE)

@@ -6,7 +6,7 @@ import argparse
 def _demo(args):
     from tfxfer import demo
 
-    demo.main(budgets=tuple(args.budgets), seeds=args.seeds, epochs=args.epochs)
+    demo.main(budgets=tuple(args.budgets), seeds=args.seeds, epochs=args.epochs, text_epochs=args.text_epochs)
 
 
 def build_parser():
@@ -16,13 +16,14 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
-        help="transfer the embedded digits 0-4 source to digits 5-9 (offline)",
+        help="transfer the embedded sources to digits 5-9 and to two newsgroups (offline)",
     )
     demo.add_argument("--seeds", type=int, default=5, help="seeds to average over (default 5)")
     demo.add_argument(
         "--budgets", type=int, nargs="+", default=[5, 10], help="labels per class (default 5 10)"
     )
-    demo.add_argument("--epochs", type=int, default=30, help="epochs per stage (default 30)")
+    demo.add_argument("--epochs", type=int, default=30, help="epochs per image stage (default 30)")
+    demo.add_argument("--text-epochs", type=int, default=90, help="epochs of the text head (default 90)")
     demo.set_defaults(run=_demo)
     return parser
 

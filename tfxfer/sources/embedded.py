@@ -30,19 +30,32 @@ def models_folder():
     return pathlib.Path(os.environ.get("TFXFER_MODELS", default))
 
 
-def embedded_source_path(verify=True):
-    """Folder of the embedded source, checked against its manifest."""
-    folder = models_folder() / EMBEDDED_NAME
+def embedded_source_path(verify=True, name=EMBEDDED_NAME, module="tfxfer.sources.embedded"):
+    """Folder of a source shipped in `models/`, checked against its manifest."""
+    folder = models_folder() / name
     if not (folder / MANIFEST).is_file():
         raise FileNotFoundError(
             f"The embedded source is missing: no '{folder / MANIFEST}'. "
-            "Rebuild it with `python -m tfxfer.sources.embedded "
-            f"{folder}`, or set TFXFER_MODELS to the folder that holds "
-            f"{EMBEDDED_NAME}/."
+            f"Rebuild it with `python -m {module} {folder}`, or set "
+            f"TFXFER_MODELS to the folder that holds {name}/."
         )
     if verify:
         verify_manifest(folder)
     return str(folder)
+
+
+def write_manifest(folder, **fields):
+    """Writes `manifest.json`: `fields`, library versions, each file's sha256."""
+    import gensim
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "scikit-learn": sklearn.__version__,
+                "gensim": gensim.__version__}
+    manifest = {**fields, "versions": versions, "files": _file_hashes(folder)}
+    (pathlib.Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
 
 
 def _sha256(path):
@@ -111,8 +124,6 @@ def feature_extractor(seed=None):
 def build_embedded_source(folder, seed=0, epochs=40):
     """Trains the source on digits 0-4, exports it to `folder`, writes the manifest."""
     import keras
-    import sklearn
-    import tensorflow as tf
 
     from tfxfer.export import export_hub_module
 
@@ -130,26 +141,19 @@ def build_embedded_source(folder, seed=0, epochs=40):
     classifier.fit(images[train], labels[train], epochs=epochs, batch_size=32, verbose=2)
     _, accuracy = classifier.evaluate(images[held_out], labels[held_out], verbose=0)
     export_hub_module(extractor, folder, IMAGE_SHAPE)
-    manifest = {
-        "name": EMBEDDED_NAME,
-        "what": "CNN features (64-d) of 8x8 digit images, TF-Hub reusable "
+    return write_manifest(
+        folder,
+        name=EMBEDDED_NAME,
+        what="CNN features (64-d) of 8x8 digit images, TF-Hub reusable "
         "SavedModel: __call__(images float32 (batch, 8, 8, 1) in [0, 16], "
         "training=False) -> (batch, 64)",
-        "data": f"sklearn.datasets.load_digits, classes {list(SOURCE_CLASSES)}: "
+        data=f"sklearn.datasets.load_digits, classes {list(SOURCE_CLASSES)}: "
         f"{len(train)} training images, {len(held_out)} held out",
-        "held_out_accuracy": round(float(accuracy), 4),
-        "seed": seed,
-        "epochs": epochs,
-        "versions": {
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "scikit-learn": sklearn.__version__,
-        },
-        "command": f"python -m tfxfer.sources.embedded {folder} --seed {seed} --epochs {epochs}",
-        "files": _file_hashes(folder),
-    }
-    (pathlib.Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+        held_out_accuracy=round(float(accuracy), 4),
+        seed=seed,
+        epochs=epochs,
+        command=f"python -m tfxfer.sources.embedded {folder} --seed {seed} --epochs {epochs}",
+    )
 
 
 def main(argv=None):
