@@ -116,3 +116,15 @@ def test_coverage_of_types_and_token_occurrences(keyed):
     vectorizer = keras.layers.TextVectorization(vocabulary=vocabulary)
     assert vectors.coverage(vectorizer, texts).token_share == pytest.approx(4 / 6)
     assert str(report) == "3/4 words found (75.0% of types, 66.7% of token occurrences)"
+
+
+def test_fasttext_binary_model_serves_unknown_words_from_subwords(tmp_path):
+    from gensim.models import FastText
+    from gensim.models.fasttext import save_facebook_model
+
+    sentences = [["rocket", "orbit", "launch"], ["rockets", "orbiting", "launches"]] * 20
+    model = FastText(sentences, vector_size=4, min_count=1, epochs=2, seed=0, workers=1)
+    save_facebook_model(model, str(tmp_path / "model.bin"))
+    loaded = WordVectors.load(tmp_path / "model.bin")  # detected by its magic number, not its suffix
+    np.testing.assert_allclose(loaded.lookup("rocket"), model.wv["rocket"], atol=1e-6)
+    assert loaded.lookup("rocketry") is not None  # out of vocabulary, built from character n-grams

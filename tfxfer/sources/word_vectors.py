@@ -94,11 +94,14 @@ class WordVectors:
 
     def lookup(self, word):
         """The vector of `word` or of its first case variant known
-        (as is, lower, Capitalized, UPPER), else None."""
+        (as is, lower, Capitalized, UPPER); for a fastText `.bin` model, an
+        unknown word's vector from its character n-grams; else None."""
         keyed = self.keyed_vectors
         for variant in _case_variants(word):
             if keyed.has_index_for(variant):
                 return keyed[variant]
+        if getattr(keyed, "bucket", 0) and word in keyed:  # a fastText model: from character n-grams
+            return keyed[word]
         return None
 
     def coverage(self, vocabulary, texts=None, standardize=None):
