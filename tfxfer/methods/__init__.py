@@ -1,0 +1,15 @@
+"""Methods of the transfer-learning literature as Keras 3 building blocks.
+
+`importance` (instance-based: importance weights), `alignment`
+(feature-based: gradient reversal / DANN, CORAL, MMD).
+"""
+
+from tfxfer.methods.alignment import (
+    DomainAdversarial,
+    FeatureAlignment,
+    GradientReversal,
+    GradientReversalSchedule,
+    coral_loss,
+    mmd_loss,
+)
+from tfxfer.methods.importance import ImportanceWeights, domain_classifier_weights, kernel_mean_matching
