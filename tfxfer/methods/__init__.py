@@ -1,7 +1,8 @@
 """Methods of the transfer-learning literature as Keras 3 building blocks.
 
 `importance` (instance-based: importance weights), `alignment`
-(feature-based: gradient reversal / DANN, CORAL, MMD).
+(feature-based: gradient reversal / DANN, CORAL, MMD), `distillation`
+(teacher -> student), `transferability` (LogME, negative-transfer report).
 """
 
 from tfxfer.methods.alignment import (
@@ -12,4 +13,6 @@ from tfxfer.methods.alignment import (
     coral_loss,
     mmd_loss,
 )
+from tfxfer.methods.distillation import distill
 from tfxfer.methods.importance import ImportanceWeights, domain_classifier_weights, kernel_mean_matching
+from tfxfer.methods.transferability import TransferReport, logme, transfer_report
