@@ -1,8 +1,9 @@
 """Methods of the transfer-learning literature as Keras 3 building blocks.
 
 `importance` (instance-based: importance weights), `alignment`
-(feature-based: gradient reversal / DANN, CORAL, MMD), `distillation`
-(teacher -> student), `transferability` (LogME, negative-transfer report).
+(feature-based: gradient reversal / DANN, CORAL, MMD), `regularization`
+(model-based: L2-SP), `distillation` (teacher -> student),
+`transferability` (LogME, negative-transfer report).
 """
 
 from tfxfer.methods.alignment import (
@@ -14,5 +15,6 @@ from tfxfer.methods.alignment import (
     mmd_loss,
 )
 from tfxfer.methods.distillation import distill
+from tfxfer.methods.regularization import SourceAnchor
 from tfxfer.methods.importance import ImportanceWeights, domain_classifier_weights, kernel_mean_matching
 from tfxfer.methods.transferability import TransferReport, logme, transfer_report

@@ -27,6 +27,9 @@ class ImageClassifier(Task):
         dropout: dropout rate before the dense layer.
         input_shape: the image shape without batch; read from the source by
             default (`(None, None, 3)` for an `ImageBackbone`).
+        l2_sp: strength of the L2-SP penalty pulling the source's weights
+            towards their starting values (`tfxfer.methods.SourceAnchor`).
+        head_l2: plain L2 on the new dense layer's kernel.
 
     Example:
 
@@ -38,7 +41,7 @@ class ImageClassifier(Task):
     (2, 10)
     """
 
-    def __init__(self, backbone, num_classes, dropout=0.2, input_shape=None, **kwargs):
+    def __init__(self, backbone, num_classes, dropout=0.2, input_shape=None, l2_sp=None, head_l2=None, **kwargs):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
         input_shape = tuple(input_shape or _source_input_shape(backbone) or ())
@@ -52,11 +55,12 @@ class ImageClassifier(Task):
         self.backbone = backbone
         self.pooling = keras.layers.GlobalAveragePooling2D(name="pooling")
         self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
-        self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
+        self.head = self._logits_layer(num_classes, head_l2)
 
         # === Functional Model ===
         images = keras.Input(input_shape, name="images")
         features = backbone(images)
+        features = self._anchored(features, l2_sp)
         if len(features.shape) == 4:
             features = self.pooling(features)
         logits = self.head(self.head_dropout(features))
@@ -65,6 +69,7 @@ class ImageClassifier(Task):
         # === Config ===
         self.num_classes = int(num_classes)
         self.dropout = dropout
+        self.l2_sp, self.head_l2 = l2_sp, head_l2
         self.image_shape = input_shape
 
     @classmethod
@@ -86,6 +91,8 @@ class ImageClassifier(Task):
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "num_classes": self.num_classes,
             "dropout": self.dropout,
+            "l2_sp": self.l2_sp,
+            "head_l2": self.head_l2,
             "input_shape": list(self.image_shape),
             "name": self.name,
             "trainable": self.trainable,

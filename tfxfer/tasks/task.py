@@ -2,6 +2,8 @@
 
 import keras
 
+from tfxfer.methods.regularization import SourceAnchor
+
 
 class Task(keras.Model):
     """A functional model made of `.backbone` (the pretrained source) and
@@ -9,6 +11,17 @@ class Task(keras.Model):
 
     Subclasses build the graph and define `head_layers` and `get_config`.
     """
+
+    def _anchored(self, features, l2_sp):
+        """`features`, through an L2-SP `SourceAnchor` on `self.backbone` when `l2_sp`."""
+        self.source_anchor = SourceAnchor(l2_sp, name="source_anchor").watch(self.backbone) if l2_sp else None
+        return self.source_anchor(features) if l2_sp else features
+
+    @staticmethod
+    def _logits_layer(num_classes, head_l2):
+        """The float32 output layer, with plain L2 on its kernel when `head_l2`."""
+        regularizer = keras.regularizers.L2(head_l2) if head_l2 else None
+        return keras.layers.Dense(num_classes, dtype="float32", kernel_regularizer=regularizer, name="logits")
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """`keras.Model.compile` with defaults for integer labels and logits.

@@ -15,6 +15,7 @@ class TextClassifier(Task):
     A source that returns one vector per text gets dropout and a dense layer;
     one that returns token vectors `(batch, steps, dim)` gets a small Conv1D
     (`conv_filters`, width 5, ReLU) and max pooling first. Logits are float32.
+    `l2_sp` and `head_l2` as for `ImageClassifier`.
 
     Example:
 
@@ -26,7 +27,7 @@ class TextClassifier(Task):
     (1, 2)
     """
 
-    def __init__(self, backbone, num_classes, dropout=0.2, conv_filters=128, **kwargs):
+    def __init__(self, backbone, num_classes, dropout=0.2, conv_filters=128, l2_sp=None, head_l2=None, **kwargs):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
 
@@ -34,6 +35,7 @@ class TextClassifier(Task):
         self.backbone = backbone
         strings = keras.Input((), dtype="string", name="texts")
         features = backbone(strings)
+        features = self._anchored(features, l2_sp)
         self.conv = self.sequence_pooling = None
         if len(features.shape) == 3:
             self.conv = keras.layers.Conv1D(conv_filters, 5, padding="same", activation="relu", name="conv")
@@ -44,7 +46,7 @@ class TextClassifier(Task):
                 "or (batch, steps, dim)."
             )
         self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
-        self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
+        self.head = self._logits_layer(num_classes, head_l2)
 
         # === Functional Model ===
         if self.conv is not None:
@@ -55,6 +57,7 @@ class TextClassifier(Task):
         # === Config ===
         self.num_classes = int(num_classes)
         self.dropout = dropout
+        self.l2_sp, self.head_l2 = l2_sp, head_l2
         self.conv_filters = conv_filters
 
     @classmethod
@@ -97,6 +100,8 @@ class TextClassifier(Task):
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "num_classes": self.num_classes,
             "dropout": self.dropout,
+            "l2_sp": self.l2_sp,
+            "head_l2": self.head_l2,
             "conv_filters": self.conv_filters,
             "name": self.name,
             "trainable": self.trainable,
