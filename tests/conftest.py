@@ -19,6 +19,10 @@ from tfxfer.export import export_hub_module  # noqa: E402
 
 IMAGE_SHAPE = (8, 8, 1)
 
+# Scripts the tests run in fresh processes (they configure TensorFlow's
+# devices, which only a process that has not started TensorFlow can do).
+collect_ignore = ["two_cpu_checks.py"]
+
 
 def small_bn_model(seed=0):
     """Conv + BatchNorm + pooling: a source with trainable and moving weights."""

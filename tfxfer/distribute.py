@@ -1,0 +1,128 @@
+"""Where and in what precision training runs, on TensorFlow's own engine.
+
+`strategy("auto")` picks the `tf.distribute` strategy the machine calls for;
+`set_precision(...)` sets the Keras dtype policy. Build the model inside
+`strategy.scope()` (weights, and pretrained weights loaded into them, are
+then mirrored), and pass the *global* batch size to `fit`: each of the
+`strategy.num_replicas_in_sync` replicas gets an equal share.
+
+Learning-rate rule: when the global batch grows k times (more replicas at
+the same per-replica batch), scale the learning rate by k (linear scaling,
+Goyal et al., 2017) and keep `fine_tune`'s warm-up, which is what makes
+the larger rate safe; `scaled_learning_rate` does the arithmetic.
+"""
+
+import json
+import os
+import warnings
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _workers_in_tf_config():
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    cluster = config.get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def _tpu_resolver():
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return resolver
+    except (ValueError, RuntimeError, tf.errors.NotFoundError):
+        return None
+
+
+def resolve_name(name="auto"):
+    """The strategy name `"auto"` stands for on this machine."""
+    if name != "auto":
+        return name
+    if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+        return "tpu"
+    if _workers_in_tf_config() > 1:
+        return "multi_worker"
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return "mirrored"
+    return "default"
+
+
+def strategy(name="auto", devices=None):
+    """A `tf.distribute.Strategy`.
+
+    Args:
+        name: `"auto"` (a TPU when attached, `MultiWorkerMirroredStrategy`
+            when `TF_CONFIG` names several workers, `MirroredStrategy` for
+            several GPUs, else the default one-device strategy), or one of
+            `"default"`, `"one_device"`, `"mirrored"`, `"multi_worker"`,
+            `"tpu"`.
+        devices: device names for `"mirrored"` (e.g. `["/cpu:0", "/cpu:1"]`)
+            or the one device for `"one_device"`; all GPUs (or the CPU) by default.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"name must be one of {STRATEGIES}. Received: name={name!r}")
+    name = resolve_name(name)
+    if name == "tpu":
+        resolver = _tpu_resolver()
+        if resolver is None:
+            raise RuntimeError("No TPU could be reached: set TPU_NAME, or use strategy('auto') on this machine.")
+        return tf.distribute.TPUStrategy(resolver)
+    if name == "multi_worker":
+        if _workers_in_tf_config() < 1:
+            raise ValueError(
+                "multi_worker needs TF_CONFIG naming the cluster and this worker's task, e.g. "
+                '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}.'
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(devices or ("/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"))
+    return tf.distribute.get_strategy()
+
+
+def scaled_learning_rate(learning_rate, strategy, reference_replicas=1):
+    """The linear scaling rule: `learning_rate` tuned on `reference_replicas`
+    replicas, scaled to `strategy.num_replicas_in_sync` at the same per-replica batch."""
+    return learning_rate * strategy.num_replicas_in_sync / reference_replicas
+
+
+def is_chief():
+    """Whether this process should write checkpoints and exports: always on one
+    machine; task 0 (or the chief) in a multi-worker cluster."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    if not task or _workers_in_tf_config() <= 1:
+        return True
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+def set_precision(precision="float32", jit_compile=None, strategy=None):
+    """Sets the global Keras dtype policy; task heads keep float32 logits.
+
+    `"mixed_float16"` is for GPUs (Keras' `fit` then scales the loss);
+    `"mixed_bfloat16"` for CPUs, TPUs and recent GPUs. With `jit_compile`,
+    warns about the combination known to fail: mixed float16 + XLA under
+    `MirroredStrategy` on TF >= 2.19.
+    """
+    import keras
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
+    if precision == "mixed_float16" and not tf.config.list_logical_devices("GPU"):
+        warnings.warn("mixed_float16 without a GPU runs slowly on CPU; use mixed_bfloat16 there.", stacklevel=2)
+    if (jit_compile and precision == "mixed_float16" and isinstance(strategy, tf.distribute.MirroredStrategy)
+            and tuple(int(p) for p in tf.__version__.split(".")[:2]) >= (2, 19)):
+        warnings.warn(
+            "mixed_float16 + XLA (jit_compile=True) + MirroredStrategy is known to fail on "
+            f"TensorFlow {tf.__version__}; use mixed_bfloat16, or jit_compile=False.",
+            stacklevel=2,
+        )
+    keras.mixed_precision.set_dtype_policy(precision)
+    return keras.mixed_precision.dtype_policy()
