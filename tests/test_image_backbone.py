@@ -94,7 +94,11 @@ def test_local_weights_file_is_loaded_exactly(tmp_path, suffix):
 def test_imagenet_weights_come_from_the_keras_cache(tmp_path):
     keras.utils.set_random_seed(4)
     reference = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))
-    cache = os.path.join(os.environ["KERAS_HOME"], "models")
+    from keras.src.backend.config import keras_home
+
+    # Keras reads KERAS_HOME once, at import: the folder it will look in.
+    assert keras_home() == os.environ["KERAS_HOME"], (keras_home(), os.environ["KERAS_HOME"])
+    cache = os.path.join(keras_home(), "models")
     os.makedirs(cache, exist_ok=True)
     _legacy_h5(reference, os.path.join(cache, "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"))
     backbone = ImageBackbone("mobilenet_v2", weights="imagenet", input_size=96)
