@@ -48,3 +48,34 @@ def test_the_penalty_joins_training_and_holds_the_source_back(images, labels, tm
     # The anchors are the source's values, not the fine-tuned weights they were rebuilt from.
     assert float(restored.source_anchor.penalty()) == pytest.approx(float(anchored.source_anchor.penalty()), rel=1e-5)
     assert float(restored.source_anchor.penalty()) > 0
+
+
+def test_spectral_shrinkage_penalises_the_smallest_singular_values():
+    from tfxfer.methods import SpectralShrinkage
+
+    features = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
+    layer = SpectralShrinkage(strength=0.1, k=2)
+    singular = np.linalg.svd(features, compute_uv=False)
+    assert float(layer.penalty(features)) == pytest.approx(0.1 * np.sum(singular[-2:] ** 2), rel=1e-4)
+    np.testing.assert_array_equal(layer(features, training=True), features)
+    assert float(layer.losses[0]) > 0
+
+
+def test_feature_map_distance_is_zero_at_the_source_and_grows_when_it_moves(tmp_path):
+    from tfxfer.methods import FeatureMapDistance
+
+    source = small_bn_model()
+    images = np.random.default_rng(0).uniform(0, 16, size=(8, 8, 8, 1)).astype("float32")
+    inputs = keras.Input((8, 8, 1))
+    delta = FeatureMapDistance.of(source, strength=1.0)
+    model = keras.Model(inputs, keras.layers.Dense(2)(delta([inputs, source(inputs)])))
+    model(images)
+    assert float(model.losses[0]) == pytest.approx(0.0, abs=1e-10)
+    kernel = source.trainable_weights[0]
+    kernel.assign(np.array(kernel) + 0.5)
+    model(images)
+    assert float(model.losses[0]) > 1e-3
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    restored(images)
+    assert float(restored.losses[0]) == pytest.approx(float(model.losses[0]), rel=1e-5)  # the reference was saved

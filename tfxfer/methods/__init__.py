@@ -2,7 +2,7 @@
 
 `importance` (instance-based: importance weights), `alignment`
 (feature-based: gradient reversal / DANN, CORAL, MMD), `regularization`
-(model-based: L2-SP), `distillation` (teacher -> student),
+(model-based: L2-SP, BSS, DELTA's feature-map distance), `distillation` (teacher -> student),
 `transferability` (LogME, negative-transfer report).
 """
 
@@ -15,6 +15,6 @@ from tfxfer.methods.alignment import (
     mmd_loss,
 )
 from tfxfer.methods.distillation import distill
-from tfxfer.methods.regularization import SourceAnchor
+from tfxfer.methods.regularization import FeatureMapDistance, SourceAnchor, SpectralShrinkage
 from tfxfer.methods.importance import ImportanceWeights, domain_classifier_weights, kernel_mean_matching
 from tfxfer.methods.transferability import TransferReport, logme, transfer_report

@@ -7,6 +7,9 @@ values are the layer's own (non-trainable) weights, so they are saved in
 `.keras` files and a reloaded model keeps pulling towards the *source*, not
 towards wherever fine-tuning had got to. Task models create it with
 `l2_sp=`; new weights get plain L2 with `head_l2=` (a Keras regularizer).
+
+`SpectralShrinkage` (BSS) and `FeatureMapDistance` (DELTA's feature-map
+term) are pass-through layers to place after the source in a model.
 """
 
 import keras
@@ -52,3 +55,72 @@ class SourceAnchor(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "strength": self.strength}
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class SpectralShrinkage(keras.layers.Layer):
+    """BSS (Chen et al., 2019): identity on a batch of features (batch, dim)
+    that adds `strength * sum of the k smallest squared singular values` of
+    the batch's feature matrix, damping the directions fine-tuning on few
+    labels tends to overfit (negative transfer)."""
+
+    def __init__(self, strength=1e-3, k=1, **kwargs):
+        super().__init__(**kwargs)
+        self.strength, self.k = float(strength), int(k)
+
+    def penalty(self, features):
+        features = ops.cast(ops.reshape(features, (ops.shape(features)[0], -1)), "float32")
+        singular = ops.svd(features, compute_uv=False)  # descending
+        return self.strength * ops.sum(ops.square(singular[-self.k :]))
+
+    def call(self, inputs, training=False):
+        if training:
+            self.add_loss(self.penalty(inputs))
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "strength": self.strength, "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class FeatureMapDistance(keras.layers.Layer):
+    """DELTA's feature-map term (Li et al., 2019), without its attention
+    weights: `[inputs, features]` -> features, adding `strength *` the mean
+    squared distance between `features` and what a frozen copy of the source
+    (`reference`, made with `keras.models.clone_model` + the starting
+    weights) computes from the same inputs."""
+
+    def __init__(self, reference, strength=1e-2, **kwargs):
+        super().__init__(**kwargs)
+        self.reference, self.strength = reference, float(strength)
+        self.reference.trainable = False
+
+    @classmethod
+    def of(cls, source, strength=1e-2, **kwargs):
+        """The layer with a frozen copy of `source` (a Keras model) as it is now."""
+        reference = keras.models.clone_model(source)
+        reference.set_weights(source.get_weights())
+        return cls(reference, strength, **kwargs)
+
+    def call(self, inputs):
+        source_inputs, features = inputs
+        reference = ops.stop_gradient(self.reference(source_inputs, training=False))
+        distance = ops.mean(ops.square(ops.cast(features, "float32") - ops.cast(reference, "float32")))
+        self.add_loss(self.strength * distance)
+        return features
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {**super().get_config(), "reference": keras.saving.serialize_keras_object(self.reference),
+                "strength": self.strength}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["reference"] = keras.saving.deserialize_keras_object(config["reference"])
+        return cls(**config)
