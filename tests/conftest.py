@@ -5,7 +5,10 @@ import tempfile
 
 # Before Keras is imported: it reads KERAS_HOME once. Tests never see (or
 # fill) the user's caches, and nothing is downloaded.
-_CACHES = tempfile.mkdtemp(prefix="tfxfer-test-caches-")
+# Once per process: importing this file a second time (as `tests.conftest`)
+# must not point the environment at new folders after Keras has read it.
+_CACHES = os.environ.get("TFXFER_TEST_CACHES") or tempfile.mkdtemp(prefix="tfxfer-test-caches-")
+os.environ["TFXFER_TEST_CACHES"] = _CACHES
 os.environ["KERAS_HOME"] = os.path.join(_CACHES, "keras")
 os.environ["TFHUB_CACHE_DIR"] = os.path.join(_CACHES, "tfhub")
 os.environ["TFXFER_CACHE"] = os.path.join(_CACHES, "tfxfer")

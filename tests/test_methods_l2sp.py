@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import small_bn_model
+from conftest import small_bn_model
 from tfxfer import ImageClassifier
 
 
