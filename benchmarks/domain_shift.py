@@ -13,9 +13,12 @@ Then few-label fine-tuning: the shipped digits 0-4 source on digits 5-9 from
 `--labels` images per class, fine-tuned with and without L2-SP.
 
     python benchmarks/domain_shift.py [--seeds 3] [--shift noisy]
+    python benchmarks/domain_shift.py --data cifar10   # ../shared/data: clean vs. corrupted CIFAR-10
 """
 
 import argparse
+import os
+import tempfile
 
 import numpy as np
 
@@ -38,10 +41,46 @@ def split_domains(kind, seed):
     return (images[source], labels[source]), (shifted(images[target], kind, rng), labels[target])
 
 
-def _features():
+def _features(input_shape):
+    """The shared feature layers: the digits CNN on images, an MLP on cached features."""
+    import keras
+
     from tfxfer.sources.embedded import feature_extractor
 
-    return feature_extractor()
+    if len(input_shape) == 3:
+        return feature_extractor()
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(256, activation="relu")])
+
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+CIFAR = os.path.join(SHARED, "cifar10", "cifar10-train-20k.npz")
+WEIGHTS = os.path.join(SHARED, "weights", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
+
+
+def corrupted(images, rng):
+    """CIFAR-C style: half the contrast, Gaussian noise (sigma 20), 2x2 box blur."""
+    x = images.astype("float32")
+    x = 0.5 * (x - x.mean(axis=(1, 2, 3), keepdims=True)) + x.mean(axis=(1, 2, 3), keepdims=True)
+    x = x + rng.normal(0, 20.0, x.shape)
+    x = (x + np.roll(x, 1, axis=1) + np.roll(x, 1, axis=2) + np.roll(np.roll(x, 1, axis=1), 1, axis=2)) / 4
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def cifar_domains(seed, per_domain, cache):
+    """MobileNetV2 (ImageNet, 96 px, frozen) features of clean source images
+    and of other, corrupted target images."""
+    from tfxfer import ImageBackbone
+    from tfxfer.data.cifar10 import load_cifar10
+    from tfxfer.transfer.feature_cache import extract_features
+
+    (x, y), _ = load_cifar10(CIFAR)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))[: 2 * per_domain]
+    source, target = order[:per_domain], order[per_domain:]
+    backbone = ImageBackbone("mobilenet_v2", weights=WEIGHTS, input_size=96)
+    xs, _ = extract_features(backbone, x[source], batch_size=128, cache_dir=cache, progress=False)
+    xt, _ = extract_features(backbone, corrupted(x[target], rng), batch_size=128, cache_dir=cache, progress=False)
+    return (np.asarray(xs), y[source].astype(int)), (np.asarray(xt), y[target].astype(int))
 
 
 def _compile(model):
@@ -55,7 +94,7 @@ def single_domain(xs, ys, xt, yt, seed, epochs, sample_weight=None):
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([_features(), keras.layers.Dense(10)])
+    model = keras.Sequential([_features(xs.shape[1:]), keras.layers.Dense(10)])
     _compile(model)
     model.fit(xs, ys, sample_weight=sample_weight, epochs=epochs, batch_size=32, verbose=0)
     return model.evaluate(xt, yt, verbose=0)[1]
@@ -67,8 +106,8 @@ def two_domain(branch_factory, xs, ys, xt, yt, seed, epochs):
     from tfxfer.methods import GradientReversalSchedule
 
     keras.utils.set_random_seed(seed)
-    features = _features()
-    source_in, target_in = keras.Input((8, 8, 1)), keras.Input((8, 8, 1))
+    features = _features(xs.shape[1:])
+    source_in, target_in = keras.Input(xs.shape[1:]), keras.Input(xs.shape[1:])
     branch = branch_factory()
     logits = keras.layers.Dense(10, name="logits")
     model = keras.Model([source_in, target_in], logits(branch([features(source_in), features(target_in)])))
@@ -106,7 +145,10 @@ def main():
     parser.add_argument("--shift", choices=["noisy", "inverted", "rotated"], default="noisy")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--labels", type=int, default=5, help="labels per class for the L2-SP part")
+    parser.add_argument("--data", choices=["digits", "cifar10"], default="digits")
+    parser.add_argument("--per-domain", type=int, default=3000, help="CIFAR-10 images per domain")
     args = parser.parse_args()
+    cache = tempfile.mkdtemp(prefix="tfxfer-shift-")
 
     from tfxfer.methods import DomainAdversarial, FeatureAlignment, domain_classifier_weights
 
@@ -121,14 +163,19 @@ def main():
     }
     scores = {name: [] for name in methods}
     for seed in range(args.seeds):
-        (xs, ys), (xt, yt) = split_domains(args.shift, seed)
+        if args.data == "cifar10":
+            (xs, ys), (xt, yt) = cifar_domains(seed, args.per_domain, cache)
+        else:
+            (xs, ys), (xt, yt) = split_domains(args.shift, seed)
         for name, run in methods.items():
             scores[name].append(run((xs, ys, xt, yt), seed))
-    print(f"digits -> {args.shift} digits, target accuracy %, mean ± std over {args.seeds} seeds")
+    title = ("CIFAR-10 -> corrupted CIFAR-10 (frozen MobileNetV2 features, MLP adapted)" if args.data == "cifar10"
+             else f"digits -> {args.shift} digits")
+    print(f"{title}, target accuracy %, mean ± std over {args.seeds} seeds")
     for name, values in scores.items():
         print(f"  {name:20} {100 * np.mean(values):5.1f} ± {100 * np.std(values):4.1f}")
 
-    if args.labels <= 0:
+    if args.labels <= 0 or args.data == "cifar10":
         return
     print(f"\ndigits 0-4 source -> digits 5-9, {args.labels} labels/class, fine-tuned; test accuracy %")
     for strength in (None, 1e-3, 1e-2):

@@ -139,3 +139,8 @@ def test_a_call_without_training_is_inference_and_keeps_statistics():
     np.testing.assert_allclose(backbone(RAW), backbone(RAW, training=False), atol=1e-6)
     for before, after in zip(statistics, backbone.non_trainable_weights):
         np.testing.assert_array_equal(before, after)
+
+
+def test_a_misspelt_argument_is_not_swallowed():
+    with pytest.raises(TypeError, match=r"unexpected arguments \['input_sise'\]"):
+        ImageBackbone("mobilenet_v2", weights=None, input_sise=96)

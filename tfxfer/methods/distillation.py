@@ -17,6 +17,16 @@ def distill(teacher, student, x, y, epochs, temperature=3.0, alpha=0.5, optimize
         temperature: softmax temperature of the soft targets (higher: softer).
         alpha: weight of the label loss, in [0, 1]; the rest goes to the teacher.
         optimizer, **fit_kwargs: for `compile` and `fit`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 2
+    >>> teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(2)])
+    >>> student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> history = distill(teacher, student, x, y, epochs=1, verbose=0)
+    >>> sorted(k for k in history.history if k.endswith("loss"))
+    ['distillation_loss', 'loss', 'student_loss', 'total_loss']
     """
     teacher_classes, student_classes = teacher.output_shape[-1], student.output_shape[-1]
     if teacher_classes != student_classes:

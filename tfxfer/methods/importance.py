@@ -55,6 +55,18 @@ def domain_classifier_weights(source, target, classifier=None, clip=20.0, folds=
             a standardized logistic regression.
         clip: no weight above `clip` times the mean (None: no clipping).
         folds: out-of-fold probabilities for the source samples.
+
+    Example:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> source, target = rng.normal(0, 1, (200, 2)), rng.normal(1, 1, (200, 2))
+    >>> estimate = domain_classifier_weights(source, target)
+    >>> # Source points that lie towards the target weigh more.
+    >>> bool(estimate.weights[source.sum(1) > 1].mean() > estimate.weights[source.sum(1) < -1].mean())
+    True
+    >>> round(float(estimate.weights.mean()), 3)
+    1.0
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict

@@ -21,7 +21,13 @@ class SourceAnchor(keras.layers.Layer):
     """Identity on its input; adds the L2-SP penalty of the watched source.
 
     Call `watch(source)` once, before the model is used: the anchors are
-    created from the source's current weights.
+    created from the source's current weights. Task models do it for you:
+
+    >>> import tfxfer
+    >>> model = tfxfer.ImageClassifier.from_preset("mobilenet_v2/random", num_classes=10,
+    ...                                            input_size=32, l2_sp=1e-2)
+    >>> float(model.source_anchor.penalty())   # zero until the source moves
+    0.0
     """
 
     def __init__(self, strength=1e-2, **kwargs):

@@ -51,7 +51,18 @@ def _evidence(values, projected, target, n, max_iterations=100, tolerance=1e-3):
 def logme(features, labels):
     """LogME of `features` (n, d) for integer `labels` (n,): mean over classes
     of the per-sample log evidence. Comparable between sources on the same
-    target data; higher is better."""
+    target data; higher is better.
+
+    Example:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 3, 200)
+    >>> useful = np.eye(3)[labels] + 0.3 * rng.normal(size=(200, 3))
+    >>> useless = rng.normal(size=(200, 3))
+    >>> bool(logme(useful, labels) > logme(useless, labels))
+    True
+    """
     features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
     labels = np.asarray(labels).reshape(-1)
     if len(features) != len(labels):

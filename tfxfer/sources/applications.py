@@ -163,6 +163,13 @@ class ImageBackbone(keras.Model):
     """
 
     def __init__(self, architecture, weights="imagenet", input_size=None, pooling="avg", **kwargs):
+        # keras.Model would swallow a misspelt argument silently.
+        unknown = sorted(set(kwargs) - {"name", "trainable", "dtype"})
+        if unknown:
+            raise TypeError(
+                f"ImageBackbone got unexpected arguments {unknown}; it takes architecture, "
+                "weights, input_size, pooling, and Keras' name, trainable, dtype."
+            )
         if pooling not in _POOLINGS:
             raise ValueError(
                 f"pooling must be one of {_POOLINGS}. Received: pooling={pooling!r}"

@@ -73,13 +73,13 @@ class ImageClassifier(Task):
         self.image_shape = input_shape
 
     @classmethod
-    def from_preset(cls, preset, num_classes, dropout=0.2, **source_kwargs):
+    def from_preset(cls, preset, num_classes, dropout=0.2, l2_sp=None, head_l2=None, **source_kwargs):
         """A classifier on a named source, e.g. `"mobilenet_v2/imagenet"`.
 
         See `tfxfer.sources.presets.preset_names()`; `source_kwargs` go to
         the source (e.g. `input_size=96`).
         """
-        return cls(load_source(preset, **source_kwargs), num_classes, dropout=dropout)
+        return cls(load_source(preset, **source_kwargs), num_classes, dropout=dropout, l2_sp=l2_sp, head_l2=head_l2)
 
     @property
     def head_layers(self):
