@@ -39,6 +39,11 @@ def test_alignment_methods_train_under_mirrored(two_cpu_results):
         assert two_cpu_results[f"{name}_max_difference"] < 0.5
 
 
+@pytest.mark.slow
+def test_regularizers_and_distillation_train_under_mirrored(two_cpu_results):
+    assert two_cpu_results["regularizers_loss_finite"] and two_cpu_results["distillation_loss_finite"]
+
+
 def test_auto_resolution_and_chief(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert distribute.resolve_name("auto") == "default"  # one CPU, no GPU, no cluster

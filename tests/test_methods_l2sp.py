@@ -50,7 +50,7 @@ def test_the_penalty_joins_training_and_holds_the_source_back(images, labels, tm
     assert float(restored.source_anchor.penalty()) > 0
 
 
-def test_spectral_shrinkage_penalises_the_smallest_singular_values():
+def test_spectral_shrinkage_penalises_the_smallest_singular_values(tmp_path):
     from tfxfer.methods import SpectralShrinkage
 
     features = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
@@ -59,6 +59,13 @@ def test_spectral_shrinkage_penalises_the_smallest_singular_values():
     assert float(layer.penalty(features)) == pytest.approx(0.1 * np.sum(singular[-2:] ** 2), rel=1e-4)
     np.testing.assert_array_equal(layer(features, training=True), features)
     assert float(layer.losses[0]) > 0
+    restored = SpectralShrinkage.from_config(layer.get_config())
+    assert (restored.strength, restored.k) == (0.1, 2)
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(layer(inputs)))
+    path = tmp_path / "bss.keras"
+    model.save(path)
+    assert isinstance(keras.saving.load_model(path).layers[1], SpectralShrinkage)
 
 
 def test_feature_map_distance_is_zero_at_the_source_and_grows_when_it_moves(tmp_path):

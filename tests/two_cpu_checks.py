@@ -21,7 +21,13 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tfxfer import ImageClassifier, distribute  # noqa: E402
-from tfxfer.methods import DomainAdversarial, FeatureAlignment  # noqa: E402
+from tfxfer.methods import (  # noqa: E402
+    DomainAdversarial,
+    FeatureAlignment,
+    FeatureMapDistance,
+    SpectralShrinkage,
+    distill,
+)
 
 
 def classifier():
@@ -74,6 +80,21 @@ def main():
         results[f"{name}_loss_finite"] = bool(np.isfinite(history.history["loss"][-1]))
         # Batch statistics (covariances, MMD) are per replica: close to, not equal to, one device.
         results[f"{name}_max_difference"] = max_difference(single, replicated)
+
+    # Model-based regularizers and distillation, trained under the strategy.
+    with mirrored.scope():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 1))
+        source = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(6)])
+        features = SpectralShrinkage(1e-3)(FeatureMapDistance.of(source, 1.0)([inputs, source(inputs)]))
+        regularized = keras.Model(inputs, keras.layers.Dense(3)(features))
+        regularized.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = regularized.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    results["regularizers_loss_finite"] = bool(np.isfinite(history.history["loss"][-1]))
+    with mirrored.scope():
+        student = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+        history = distill(regularized, student, x, y, epochs=1, batch_size=16, verbose=0)
+    results["distillation_loss_finite"] = bool(np.isfinite(history.history["distillation_loss"][-1]))
     print(json.dumps(results))
 
 
