@@ -4,8 +4,9 @@ For each backbone, input size, batch size, precision and XLA setting, on
 random uint8 images (the data pipeline is not what is measured), prints:
   - extraction: tfxfer `extract_features` vs. `keras.Model.predict` on the
     same backbone;
-  - training: `ImageClassifier` (source unfrozen) `fit` steps vs. the same
-    Keras Applications model + head built by hand, same optimizer;
+  - training: `ImageClassifier` (source unfrozen, uint8 in) `fit` steps vs.
+    the same Keras Applications model + head built by hand on float inputs
+    with a Rescaling layer as preprocessing, same optimizer;
   - the fraction of the machine's matrix-multiply peak, measured in the same
     run, that the training step reaches (FLOPs counted as 3x the forward).
 
@@ -49,14 +50,20 @@ def forward_flops(model, size):
     return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
 
 
-def best_rate(run, images, repeats=3):
-    run()  # warm-up: tracing and compilation
-    rates = []
+def best_rates(runs, images, repeats=3):
+    """Images/s of each `runs` function, best of `repeats` rounds that
+    alternate between them after a warm-up of each: on a shared machine the
+    first runs are slower, so measuring one side fully before the other
+    favours the second."""
+    for run in runs.values():
+        run()  # warm-up: tracing and compilation
+    rates = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        rates.append(images / (time.perf_counter() - start))
-    return max(rates)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            rates[name].append(images / (time.perf_counter() - start))
+    return {name: max(values) for name, values in rates.items()}
 
 
 def measure(backbone_name, size, batch, precision, xla, steps):
@@ -70,25 +77,29 @@ def measure(backbone_name, size, batch, precision, xla, steps):
     images = np.random.default_rng(0).integers(0, 256, (batch * steps, size, size, 3), dtype=np.uint8)
     labels = np.arange(len(images)) % 10
     backbone = ImageBackbone(backbone_name, weights=None, input_size=size)
-    ours = best_rate(lambda: extract_features(backbone, images, batch_size=batch, cache_dir=tempfile.mkdtemp(),
-                                              progress=False), len(images))
-    plain = best_rate(lambda: backbone.predict(images, batch_size=batch, verbose=0), len(images))
+    extraction = best_rates({
+        "tfxfer": lambda: extract_features(backbone, images, batch_size=batch, cache_dir=tempfile.mkdtemp(),
+                                           progress=False),
+        "keras": lambda: backbone.predict(images, batch_size=batch, verbose=0),
+    }, len(images))
 
     model = ImageClassifier(backbone, num_classes=10)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=xla)
-    train_ours = best_rate(lambda: model.fit(images, labels, batch_size=batch, epochs=1, verbose=0), len(images))
-
     application = backbone.application  # the same Keras Applications model, by hand
     inputs = keras.Input((size, size, 3))
-    outputs = keras.layers.Dense(10, dtype="float32")(keras.layers.GlobalAveragePooling2D()(application(inputs)))
+    scaled = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)  # MobileNet/ResNet-v2 style preprocess_input
+    outputs = keras.layers.Dense(10, dtype="float32")(keras.layers.GlobalAveragePooling2D()(application(scaled)))
     reference = keras.Model(inputs, outputs)
     reference.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=xla,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     floats = images.astype("float32")
-    train_plain = best_rate(lambda: reference.fit(floats, labels, batch_size=batch, epochs=1, verbose=0), len(images))
+    training = best_rates({
+        "tfxfer": lambda: model.fit(images, labels, batch_size=batch, epochs=1, verbose=0),
+        "keras": lambda: reference.fit(floats, labels, batch_size=batch, epochs=1, verbose=0),
+    }, len(images))
     flops = 3 * forward_flops(application, size)
     distribute.set_precision("float32")
-    return ours, plain, train_ours, train_plain, flops
+    return extraction["tfxfer"], extraction["keras"], training["tfxfer"], training["keras"], flops
 
 
 def main():

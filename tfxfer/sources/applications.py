@@ -89,7 +89,8 @@ class ApplicationPreprocessing(keras.layers.Layer):
 
     def call(self, images):
         images = keras.ops.cast(images, self.compute_dtype)
-        images = keras.ops.image.resize(images, (self.size, self.size))
+        if tuple(images.shape[1:3]) != (self.size, self.size):  # static shapes: decided when traced
+            images = keras.ops.image.resize(images, (self.size, self.size))
         return self._preprocess(images)
 
     def compute_output_shape(self, input_shape):

@@ -67,9 +67,7 @@ class ImageClassifier(Task):
         super().__init__(images, logits, **kwargs)
 
         # === Config ===
-        self.num_classes = int(num_classes)
-        self.dropout = dropout
-        self.l2_sp, self.head_l2 = l2_sp, head_l2
+        self._keep_config(num_classes, dropout, l2_sp, head_l2)
         self.image_shape = input_shape
 
     @classmethod
@@ -87,13 +85,4 @@ class ImageClassifier(Task):
         return [self.pooling, self.head_dropout, self.head]
 
     def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_classes": self.num_classes,
-            "dropout": self.dropout,
-            "l2_sp": self.l2_sp,
-            "head_l2": self.head_l2,
-            "input_shape": list(self.image_shape),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
+        return {**super().get_config(), "input_shape": list(self.image_shape)}

@@ -9,7 +9,8 @@ class Task(keras.Model):
     """A functional model made of `.backbone` (the pretrained source) and
     `.head_layers` (trained from scratch), compiled with sensible defaults.
 
-    Subclasses build the graph and define `head_layers` and `get_config`.
+    Subclasses build the graph, call `_keep_config`, define `head_layers` and
+    add their own arguments to `get_config`.
     """
 
     def _anchored(self, features, l2_sp):
@@ -48,6 +49,22 @@ class Task(keras.Model):
     def head_layers(self):
         """The layers trained from scratch (everything but the source)."""
         raise NotImplementedError
+
+    def _keep_config(self, num_classes, dropout, l2_sp, head_l2):
+        self.num_classes, self.dropout = int(num_classes), dropout
+        self.l2_sp, self.head_l2 = l2_sp, head_l2
+
+    def get_config(self):
+        """What every task shares; subclasses add their own arguments."""
+        return {
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "l2_sp": self.l2_sp,
+            "head_l2": self.head_l2,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -55,9 +55,7 @@ class TextClassifier(Task):
         super().__init__(strings, logits, **kwargs)
 
         # === Config ===
-        self.num_classes = int(num_classes)
-        self.dropout = dropout
-        self.l2_sp, self.head_l2 = l2_sp, head_l2
+        self._keep_config(num_classes, dropout, l2_sp, head_l2)
         self.conv_filters = conv_filters
 
     @classmethod
@@ -96,16 +94,7 @@ class TextClassifier(Task):
         return [*convolution, self.head_dropout, self.head]
 
     def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_classes": self.num_classes,
-            "dropout": self.dropout,
-            "l2_sp": self.l2_sp,
-            "head_l2": self.head_l2,
-            "conv_filters": self.conv_filters,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
+        return {**super().get_config(), "conv_filters": self.conv_filters}
 
 
 def _as_texts(x):
