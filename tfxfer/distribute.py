@@ -6,6 +6,10 @@
 then mirrored), and pass the *global* batch size to `fit`: each of the
 `strategy.num_replicas_in_sync` replicas gets an equal share.
 
+Multi-worker: `"auto"` resolves to `MultiWorkerMirroredStrategy` from
+`TF_CONFIG`, but Keras 3's `fit` fails under it (keras-team/keras#20585;
+seen here with Keras 3.15 / TF 2.21 on two local workers).
+
 Learning-rate rule: when the global batch grows k times (more replicas at
 the same per-replica batch), scale the learning rate by k (linear scaling,
 Goyal et al., 2017) and keep `fine_tune`'s warm-up, which is what makes
