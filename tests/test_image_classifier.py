@@ -58,3 +58,17 @@ def test_source_without_a_declared_shape_needs_input_shape():
 def test_num_classes_is_validated():
     with pytest.raises(ValueError, match="num_classes must be at least 2. Received: num_classes=1"):
         ImageClassifier(keras.layers.Dense(4), num_classes=1, input_shape=(6,))
+
+
+def test_labels_out_of_range_are_refused_at_the_boundary(tmp_path):
+
+    import tfxfer
+    from tfxfer.transfer.feature_cache import fit_head
+
+    model = tfxfer.ImageClassifier.from_preset("mobilenet_v2/random", num_classes=3, input_size=32)
+    images = np.zeros((4, 32, 32, 3), "uint8")
+    with pytest.raises(ValueError, match=r"\[0, 3\) for num_classes=3; found 0..5.*num_classes=6"):
+        tfxfer.fine_tune(model, images, np.array([0, 1, 2, 5]), epochs=1)
+    with pytest.raises(ValueError, match=r"found -1..2"):
+        fit_head(model, images, [0, 1, 2, -1], epochs=1, cache_dir=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []  # refused before extracting anything

@@ -1,6 +1,7 @@
 """`Task`: what every tfxfer task model shares (KerasHub's Task, in small)."""
 
 import keras
+import numpy as np
 
 from tfxfer.methods.regularization import SourceAnchor
 
@@ -49,6 +50,22 @@ class Task(keras.Model):
     def head_layers(self):
         """The layers trained from scratch (everything but the source)."""
         raise NotImplementedError
+
+    def check_labels(self, labels):
+        """Raises a clear error for integer labels outside [0, num_classes).
+
+        Keras would otherwise fail deep inside the loss (or train on NaN).
+        Datasets and tensors are passed over: they are checked as they stream.
+        """
+        if labels is None or not isinstance(labels, np.ndarray | list | tuple):
+            return
+        values = np.asarray(labels).reshape(-1)
+        if values.size and (values.min() < 0 or values.max() >= self.num_classes):
+            raise ValueError(
+                f"Labels must be integers in [0, {self.num_classes}) for num_classes={self.num_classes}; "
+                f"found {values.min()}..{values.max()}. Remap the labels, or build the model with "
+                f"num_classes={int(values.max()) + 1}."
+            )
 
     def _keep_config(self, num_classes, dropout, l2_sp, head_l2):
         self.num_classes, self.dropout = int(num_classes), dropout

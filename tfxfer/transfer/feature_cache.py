@@ -130,6 +130,8 @@ def fit_head(model, x, y, epochs, batch_size=32, learning_rate=3e-3, validation_
         the `History` of the head's `fit`.
     """
     _refuse_randomness_before(model)
+    if hasattr(model, "check_labels"):
+        model.check_labels(y)
     model.backbone.trainable = False
     features, _ = extract_features(model.backbone, x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
     head = keras.Sequential([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])

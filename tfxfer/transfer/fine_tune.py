@@ -193,6 +193,8 @@ def fine_tune(
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}. Received: optimizer={optimizer!r}")
+    if hasattr(model, "check_labels"):
+        model.check_labels(y)
     source = model.backbone
     steps = _steps_per_epoch(x, batch_size, fit_kwargs.get("steps_per_epoch"))
     fit_kwargs = dict(
