@@ -129,6 +129,33 @@ def test_interrupted_run_resumes_from_the_last_epoch(tmp_path):
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=expected.path)
 
 
+class _Poison(keras.callbacks.Callback):
+    """Turns the head's kernel into NaN at the start of epoch `epoch`."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.at = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            kernel = self.model.get_layer("logits").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_epoch(tmp_path):
+    settings = dict(epochs=3, warmup_epochs=0, unfreeze="all", verbose=0, batch_size=8, shuffle=False)
+    model = ImageClassifier(small_source(), num_classes=3, dropout=0.0)
+    with pytest.raises(FloatingPointError, match=r"loss became nan in the fine_tune stage, epoch 2, batch 1.*kept in"):
+        fine_tune(model, IMAGES, LABELS, checkpoint_dir=tmp_path, callbacks=[_Poison(1)], **settings)
+    resumed = ImageClassifier(small_source(seed=1), num_classes=3, dropout=0.0)
+    counter = _Counter()
+    fine_tune(resumed, IMAGES, LABELS, checkpoint_dir=tmp_path, callbacks=[counter], **settings)
+    assert counter.epochs == [1, 2]  # resumed after the last good epoch
+    assert all(np.isfinite(np.asarray(w)).all() for w in resumed.weights)
+    with pytest.raises(FloatingPointError, match="pass checkpoint_dir= to keep"):
+        fine_tune(ImageClassifier(small_source(), num_classes=3), IMAGES, LABELS, callbacks=[_Poison(0)], **settings)
+
+
 def test_fine_tune_takes_an_augmented_dataset():
     from tfxfer.data.pipelines import image_dataset
 

@@ -10,6 +10,7 @@ again with the same arguments.
 """
 
 import collections
+import math
 import os
 
 import keras
@@ -119,6 +120,30 @@ def _steps_per_epoch(x, batch_size, steps_per_epoch=None):
     return cardinality
 
 
+class _StopOnNaN(keras.callbacks.Callback):
+    """Stops at the first NaN or infinite loss with an error (not a silent
+    stop): raising skips `BackupAndRestore`'s end-of-training cleanup, so
+    the last finished epoch stays in the checkpoint folder."""
+
+    def __init__(self, stage, checkpoint_dir):
+        super().__init__()
+        self.stage, self.checkpoint_dir = stage, checkpoint_dir
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            kept = (f"the last finished epoch is kept in '{self.checkpoint_dir}': lower learning_rate "
+                    "and call fine_tune again to resume from it" if self.checkpoint_dir else
+                    "the weights are now unusable; pass checkpoint_dir= to keep the last finished epoch")
+            raise FloatingPointError(
+                f"The loss became {loss} in the {self.stage} stage, epoch {self.epoch + 1}, batch {batch + 1}; "
+                f"{kept}. Common causes: a learning rate too high for the source, or NaN in the inputs."
+            )
+
+
 class _Stage:
     """One `fit` call whose end is recorded, so a rerun skips or resumes it."""
 
@@ -213,8 +238,9 @@ def fine_tune(
                 **extra,
             )
         )
+        guard = _StopOnNaN(stage.name, checkpoint_dir)
         history = model.fit(
-            x, epochs=stage_epochs, callbacks=[*stage.callbacks(), *stopping, *callbacks], **fit_kwargs
+            x, epochs=stage_epochs, callbacks=[*stage.callbacks(), *stopping, guard, *callbacks], **fit_kwargs
         )
         stage.finish(model)
         return history
