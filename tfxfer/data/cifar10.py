@@ -17,6 +17,7 @@ import numpy as np
 
 from tfxfer.data.image_folder import class_folders, load_image_folder
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, restricted_loads
+from tfxfer.paths import keras_cache_folder
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -103,7 +104,7 @@ def _from_image_folders(root):
 
 def keras_cache_folders():
     """Where `keras.datasets.cifar10` keeps the batches, Keras 3 then Keras 2."""
-    datasets = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "datasets")
+    datasets = keras_cache_folder("datasets")
     return [os.path.join(datasets, f"{FOLDER}-target", FOLDER), os.path.join(datasets, FOLDER)]
 
 

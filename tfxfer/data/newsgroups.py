@@ -143,23 +143,26 @@ def _from_archive(path, splits):
     return posts
 
 
+def _load_bunch_pickle(path, what, fix, encoding="ASCII"):
+    """A zlib-compressed pickle of scikit-learn Bunch objects, through the
+    restricted unpickler; anything else is refused with `what` and `fix`."""
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        return restricted_loads(codecs.decode(data, "zlib_codec"), {**NUMPY_ARRAYS, **SKLEARN_BUNCH},
+                                f"{what} holds only Bunch objects, lists and arrays", encoding)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError) as error:
+        raise ValueError(f"'{path}' is not {what} ({error}){fix}") from error
+
+
 def _from_sklearn_cache(splits, data_home):
     from sklearn.datasets import fetch_20newsgroups, get_data_home
 
     cache_path = os.path.join(get_data_home(data_home), SKLEARN_CACHE)
     if not os.path.exists(cache_path):
         fetch_20newsgroups(data_home=data_home, download_if_missing=True)  # downloads, writes the cache
-    with open(cache_path, "rb") as file:
-        try:
-            cache = restricted_loads(
-                codecs.decode(file.read(), "zlib_codec"), {**NUMPY_ARRAYS, **SKLEARN_BUNCH},
-                "scikit-learn's 20 Newsgroups cache holds only Bunch objects, lists and arrays",
-            )
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
-            raise ValueError(
-                f"'{cache_path}' is not a scikit-learn 20 Newsgroups cache ({error}); delete it "
-                "and call again to download it anew."
-            ) from error
+    cache = _load_bunch_pickle(cache_path, "a scikit-learn 20 Newsgroups cache",
+                               "; delete it and call again to download it anew")
     posts = {}
     for split in splits:
         bunch = cache[split]
@@ -185,12 +188,5 @@ def load_mini_newsgroup(path=None):
     from sklearn.utils import Bunch
 
     path = os.fspath(path or gensim_mini_newsgroup_path())
-    with open(path, "rb") as file:
-        try:
-            bunch = restricted_loads(
-                codecs.decode(file.read(), "zlib_codec"), {**NUMPY_ARRAYS, **SKLEARN_BUNCH},
-                "the mini_newsgroup sample holds only a Bunch of lists and arrays", encoding="latin-1",
-            )
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError) as error:
-            raise ValueError(f"'{path}' is not gensim's mini_newsgroup sample ({error}).") from error
+    bunch = _load_bunch_pickle(path, "gensim's mini_newsgroup sample", ".", encoding="latin-1")  # a Python 2 pickle
     return Bunch(data=list(bunch["data"]), target=np.asarray(bunch["target"]), target_names=list(bunch["target_names"]))

@@ -13,6 +13,8 @@ import re
 
 import keras
 
+from tfxfer.paths import keras_cache_folder
+
 
 @dataclasses.dataclass(frozen=True)
 class _Architecture:
@@ -100,11 +102,6 @@ class ApplicationPreprocessing(keras.layers.Layer):
         return {**super().get_config(), "family": self.family, "size": self.size}
 
 
-def _keras_models_folder():
-    home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
-    return os.path.join(os.path.expanduser(home), "models")
-
-
 def _load_application(architecture, weights, input_size):
     spec = _architecture(architecture)
     constructor = getattr(keras.applications, spec.constructor)
@@ -119,7 +116,7 @@ def _load_application(architecture, weights, input_size):
                 f"Could not get the ImageNet weights of {architecture!r} "
                 f"({type(error).__name__}: {error}). Without network, copy "
                 "the Keras weights file into the Keras cache "
-                f"('{_keras_models_folder()}'; set KERAS_HOME to move it), or "
+                f"('{keras_cache_folder('models')}'; set KERAS_HOME to move it), or "
                 "pass weights='path/to/weights_no_top.h5'."
             ) from error
     path = os.path.expanduser(os.fspath(weights))

@@ -70,6 +70,16 @@ def as_text_array(texts):
     return array
 
 
+def as_model_inputs(x):
+    """Texts (a list of str, or a numpy str array) as an object array; anything
+    else (image arrays, object arrays, tensors, datasets) unchanged."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "USO":  # object arrays: each checked to be a string
+        return as_text_array(x)
+    if isinstance(x, list | tuple) and len(x) and isinstance(x[0], str | bytes):
+        return as_text_array(x)  # not np.asarray: a str array pads every text to the longest
+    return x
+
+
 def text_encoder(texts, word_vectors=None, dim=None, pooling="mean", max_tokens=20000, sequence_length=256,
                  trainable=None, seed=0):
     """A Keras model from raw strings to text features.

@@ -2,7 +2,7 @@
 
 import keras
 
-from tfxfer.sources.text_encoder import as_text_array, text_encoder
+from tfxfer.sources.text_encoder import as_model_inputs, text_encoder
 from tfxfer.sources.word_vectors import WordVectors
 from tfxfer.tasks.task import Task
 
@@ -79,14 +79,14 @@ class TextClassifier(Task):
     # as tf.string; an object array it can. Accept both forms users have.
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
         if isinstance(validation_data, tuple | list) and validation_data:
-            validation_data = (_as_texts(validation_data[0]), *validation_data[1:])
-        return super().fit(_as_texts(x), y, validation_data=validation_data, **kwargs)
+            validation_data = (as_model_inputs(validation_data[0]), *validation_data[1:])
+        return super().fit(as_model_inputs(x), y, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
-        return super().evaluate(_as_texts(x), y, **kwargs)
+        return super().evaluate(as_model_inputs(x), y, **kwargs)
 
     def predict(self, x, **kwargs):
-        return super().predict(_as_texts(x), **kwargs)
+        return super().predict(as_model_inputs(x), **kwargs)
 
     @property
     def head_layers(self):
@@ -96,8 +96,3 @@ class TextClassifier(Task):
     def get_config(self):
         return {**super().get_config(), "conv_filters": self.conv_filters}
 
-
-def _as_texts(x):
-    if isinstance(x, list | tuple) or (hasattr(x, "dtype") and getattr(x.dtype, "kind", None) in ("U", "S")):
-        return as_text_array(x)
-    return x  # an object array, a tensor or a tf.data.Dataset

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tqdm
 
-from tfxfer.sources.text_encoder import as_text_array
+from tfxfer.sources.text_encoder import as_model_inputs
 from tfxfer.transfer.optimizers import warmup_cosine
 
 
@@ -48,15 +48,6 @@ def cache_key(source, inputs):
     return digest.hexdigest()[:32]
 
 
-def as_model_inputs(x):
-    """Arrays as given; texts (a list, or a numpy str array) as an object array."""
-    if isinstance(x, np.ndarray):
-        return as_text_array(x) if x.dtype.kind in "USO" else x
-    if len(x) and isinstance(x[0], str | bytes):
-        return as_text_array(x)  # not np.asarray: a str array pads every text to the longest
-    return np.asarray(x)
-
-
 def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=True):
     """The source's features for `inputs` (images or texts), from the cache
     or computed once.
@@ -66,6 +57,7 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
         came from the cache.
     """
     inputs = as_model_inputs(inputs)
+    inputs = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)
     folder = cache_dir or default_cache_dir()
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{cache_key(source, inputs)}.npy")
