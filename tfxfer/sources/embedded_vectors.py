@@ -47,14 +47,17 @@ def training_sentences():
     return sentences
 
 
-def build_embedded_vectors(folder, dim=100, epochs=10, min_count=3, seed=0):
-    """Trains the vectors, writes `folder/vectors.bin` and the manifest."""
+def build_embedded_vectors(folder, dim=100, epochs=10, min_count=3, seed=0, max_words=11000):
+    """Trains the vectors, writes `folder/vectors.bin` and the manifest.
+
+    `max_words` keeps the most frequent words only, so the file stays under
+    5 MB in the repository."""
     from gensim.models import Word2Vec
 
     sentences = training_sentences()
     # One worker: the same seed gives the same vectors.
-    model = Word2Vec(sentences, vector_size=dim, window=5, min_count=min_count, sg=1, epochs=epochs, seed=seed,
-                     workers=1)
+    model = Word2Vec(sentences, vector_size=dim, window=5, min_count=min_count, max_final_vocab=max_words, sg=1,
+                     epochs=epochs, seed=seed, workers=1)
     pathlib.Path(folder).mkdir(parents=True, exist_ok=False)
     model.wv.save_word2vec_format(os.path.join(folder, VECTORS_FILE), binary=True)
     tokens = sum(len(s) for s in sentences)
@@ -67,8 +70,9 @@ def build_embedded_vectors(folder, dim=100, epochs=10, min_count=3, seed=0):
         seed=seed,
         epochs=epochs,
         min_count=min_count,
+        max_words=max_words,
         command=f"python -m tfxfer.sources.embedded_vectors {folder} --dim {dim} --epochs {epochs} "
-        f"--min-count {min_count} --seed {seed}",
+        f"--min-count {min_count} --seed {seed} --max-words {max_words}",
     )
 
 
@@ -79,8 +83,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--min-count", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-words", type=int, default=11000)
     args = parser.parse_args(argv)
-    manifest = build_embedded_vectors(args.folder, args.dim, args.epochs, args.min_count, args.seed)
+    manifest = build_embedded_vectors(args.folder, args.dim, args.epochs, args.min_count, args.seed, args.max_words)
     print(f"wrote {args.folder}: {manifest['what']}; {manifest['data']}")
 
 
