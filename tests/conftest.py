@@ -24,7 +24,7 @@ IMAGE_SHAPE = (8, 8, 1)
 
 # Scripts the tests run in fresh processes (they configure TensorFlow's
 # devices, which only a process that has not started TensorFlow can do).
-collect_ignore = ["two_cpu_checks.py"]
+collect_ignore = ["two_cpu_checks.py", "multi_worker_checks.py"]
 
 
 def small_bn_model(seed=0):

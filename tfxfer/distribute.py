@@ -7,8 +7,12 @@ then mirrored), and pass the *global* batch size to `fit`: each of the
 `strategy.num_replicas_in_sync` replicas gets an equal share.
 
 Multi-worker: `"auto"` resolves to `MultiWorkerMirroredStrategy` from
-`TF_CONFIG`, but Keras 3's `fit` fails under it (keras-team/keras#20585;
-seen here with Keras 3.15 / TF 2.21 on two local workers).
+`TF_CONFIG`. Keras 3's own `fit` fails under it (keras-team/keras#20585,
+tensorflow/tensorflow#72388; seen with Keras 3.15 / TF 2.21): tfxfer's task
+models carry `MultiWorkerFit`, which mends the two steps that fail, so
+`fit`, `fine_tune` and `evaluate` run there. Only the chief (`is_chief()`)
+writes checkpoints and exports; `checkpoint_dir` must be storage every
+worker reads, as for TensorFlow's own multi-worker checkpoints.
 
 Learning-rate rule: when the global batch grows k times (more replicas at
 the same per-replica batch), scale the learning rate by k (linear scaling,
@@ -105,6 +109,48 @@ def is_chief():
     if "chief" in config.get("cluster", {}):
         return task.get("type") == "chief"
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+def in_multi_worker_mode(strategy):
+    """Whether `strategy` reduces across several worker processes."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and _workers_in_tf_config() > 1
+
+
+class MultiWorkerFit:
+    """Mixin for `keras.Model` subclasses: `fit`/`evaluate` under
+    `MultiWorkerMirroredStrategy`, which Keras 3 breaks in two places.
+
+    1. Before the first step Keras averages a whole input batch across
+       workers only to learn its shapes, a cross-worker reduction TensorFlow
+       refuses in eager mode; the shapes of this worker's own batch are what
+       is needed.
+    2. Each step averages the per-replica logs with `axis=0`, which fails on
+       scalars; logs are given that axis (the mean is the same).
+    Elsewhere both methods defer to Keras unchanged.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self.distribute_strategy
+        if iterator is None or data_batch is not None or not in_multi_worker_mode(strategy):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            local = strategy.experimental_local_results
+            data_batch = tf.nest.map_structure(
+                lambda v: local(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, next(batches)
+            )
+            break
+        return super()._maybe_symbolic_build(data_batch=data_batch)
+
+    def _per_replica_logs(self, logs):
+        if not in_multi_worker_mode(self.distribute_strategy):
+            return logs
+        return {name: tf.expand_dims(value, 0) for name, value in logs.items()}
+
+    def train_step(self, data):
+        return self._per_replica_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return self._per_replica_logs(super().test_step(data))
 
 
 def set_precision(precision="float32", jit_compile=None, strategy=None):

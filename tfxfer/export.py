@@ -7,6 +7,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tfxfer.distribute import is_chief
+
 
 class _ReusableSavedModel(tf.__internal__.tracking.AutoTrackable):
     """The object TF-Hub's reusable SavedModel API describes.
@@ -35,7 +37,10 @@ class _ReusableSavedModel(tf.__internal__.tracking.AutoTrackable):
 def _write_verified(path, write, verify):
     """Writes with `write(folder)` into a staging folder beside `path`, runs
     `verify(folder)`, and only then renames it to `path`: a failed or
-    interrupted export never leaves a model that looks complete."""
+    interrupted export never leaves a model that looks complete. In a
+    multi-worker cluster only the chief writes; the others return None."""
+    if not is_chief():
+        return None
     path = os.fspath(path)
     if os.path.exists(path):
         raise FileExistsError(
@@ -81,7 +86,7 @@ def export_hub_module(model, path, input_shape, input_dtype="float32", atol=1e-5
         atol: tolerance of the reload check.
 
     Returns:
-        `path`.
+        `path`; None on a worker other than the chief, which writes nothing.
     """
     spec = tf.TensorSpec((None, *input_shape), tf.as_dtype(input_dtype))
     if spec.dtype == tf.string:
@@ -156,7 +161,7 @@ def export(model, path, atol=1e-5):
     before it appears at `path`.
 
     Returns:
-        `path`.
+        `path`; None on a worker other than the chief, which writes nothing.
     """
     import keras
 

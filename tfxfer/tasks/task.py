@@ -3,12 +3,15 @@
 import keras
 import numpy as np
 
+from tfxfer.distribute import MultiWorkerFit
 from tfxfer.methods.regularization import SourceAnchor
 
 
-class Task(keras.Model):
+class Task(MultiWorkerFit, keras.Model):
     """A functional model made of `.backbone` (the pretrained source) and
     `.head_layers` (trained from scratch), compiled with sensible defaults.
+    It trains under every `tf.distribute` strategy, several workers included
+    (`MultiWorkerFit`).
 
     Subclasses build the graph, call `_keep_config`, define `head_layers` and
     add their own arguments to `get_config`.
@@ -32,7 +35,8 @@ class Task(keras.Model):
         accuracy.
         """
         if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(1e-3)
+            with self.distribute_strategy.scope():
+                optimizer = keras.optimizers.Adam(1e-3)
         if loss == "auto":
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         if metrics == "auto":

@@ -17,6 +17,7 @@ import numpy as np
 import tqdm
 
 from tfxfer.sources.text_encoder import as_model_inputs
+from tfxfer.distribute import MultiWorkerFit
 from tfxfer.transfer.optimizers import warmup_cosine
 
 
@@ -126,16 +127,21 @@ def fit_head(model, x, y, epochs, batch_size=32, learning_rate=3e-3, validation_
         model.check_labels(y)
     model.backbone.trainable = False
     features, _ = extract_features(model.backbone, x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
-    head = keras.Sequential([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])
-    if not (getattr(model, "compiled", False) and model.optimizer is not None):
-        steps = epochs * -(-len(features) // batch_size)
-        model.compile(optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, steps)))
-    head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+    with model.distribute_strategy.scope():  # the head's weights and optimizer state live there
+        head = HeadOnFeatures([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])
+        if not (getattr(model, "compiled", False) and model.optimizer is not None):
+            steps = epochs * -(-len(features) // batch_size)
+            model.compile(optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, steps)))
+        head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
     if validation_data is not None:
         val_x, val_y = validation_data
         val_features, _ = extract_features(model.backbone, val_x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
         validation_data = (val_features, val_y)
     return head.fit(features, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **fit_kwargs)
+
+
+class HeadOnFeatures(MultiWorkerFit, keras.Sequential):
+    """The task's head layers on cached features, trainable on any strategy."""
 
 
 def _head_layers(model, feature_ndim):

@@ -15,6 +15,7 @@ import os
 
 import keras
 
+from tfxfer.distribute import is_chief
 from tfxfer.sources.hub import HubFeatures
 from tfxfer.transfer.optimizers import OPTIMIZERS, warmup_cosine
 
@@ -144,6 +145,24 @@ class _StopOnNaN(keras.callbacks.Callback):
             )
 
 
+class _ChiefBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` for one or many workers: every worker restores from
+    the folder, only the chief writes or removes it (Keras' own callback
+    would have all workers write the same files). The previous backup is
+    kept too, so a process killed while writing loses one epoch at most."""
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, double_checkpoint=True)
+
+    def _save_model(self):
+        if is_chief():
+            super()._save_model()
+
+    def on_train_end(self, logs=None):
+        if is_chief():
+            super().on_train_end(logs)
+
+
 class _Stage:
     """One `fit` call whose end is recorded, so a rerun skips or resumes it."""
 
@@ -159,10 +178,10 @@ class _Stage:
         return False
 
     def callbacks(self):
-        return [keras.callbacks.BackupAndRestore(os.path.join(self.folder, "backup"))] if self.folder else []
+        return [_ChiefBackup(os.path.join(self.folder, "backup"))] if self.folder else []
 
     def finish(self, model):
-        if self.folder:
+        if self.folder and is_chief():
             os.makedirs(self.folder, exist_ok=True)
             model.save_weights(self.done_file)
 
@@ -210,6 +229,7 @@ def fine_tune(
         patience: epochs without improvement before early stopping (None: off).
         checkpoint_dir: folder for per-epoch backups; rerunning with the same
             folder resumes an interrupted run without losing a finished epoch.
+            With several workers, only the chief writes it and all read it.
         batch_size, callbacks, verbose, **fit_kwargs: passed to `fit`.
 
     Returns:
@@ -231,13 +251,14 @@ def fine_tune(
     def run(stage, stage_epochs, multipliers):
         optimizer_class = OPTIMIZERS[optimizer]
         extra = {"weight_decay": weight_decay} if weight_decay else {}
-        model.compile(
-            optimizer=optimizer_class(
-                warmup_cosine(learning_rate, stage_epochs * steps, warmup_fraction),
-                rate_multipliers=multipliers,
-                **extra,
+        with model.distribute_strategy.scope():  # the optimizer's state lives where the weights do
+            model.compile(
+                optimizer=optimizer_class(
+                    warmup_cosine(learning_rate, stage_epochs * steps, warmup_fraction),
+                    rate_multipliers=multipliers,
+                    **extra,
+                )
             )
-        )
         guard = _StopOnNaN(stage.name, checkpoint_dir)
         history = model.fit(
             x, epochs=stage_epochs, callbacks=[*stage.callbacks(), *stopping, guard, *callbacks], **fit_kwargs
