@@ -175,3 +175,25 @@ def test_dataset_of_unknown_length_needs_steps_per_epoch():
         fine_tune(model, data, epochs=1, verbose=0)
     histories = fine_tune(model, data.repeat(), epochs=1, warmup_epochs=0, steps_per_epoch=3, verbose=0)
     assert int(model.optimizer.iterations) == 3 and histories["warmup"] is None
+
+
+def test_the_schedule_spans_a_batched_dataset():
+    """A Dataset's len() counts batches: the warm-up + cosine schedule must
+    span epochs x batches (it once took them for examples and fell to 0 after
+    the first steps)."""
+    import tensorflow as tf
+
+    class RecordRate(keras.callbacks.Callback):
+        rates = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.rates.append(float(self.model.optimizer.learning_rate))
+
+    data = tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)).batch(2)  # 12 batches
+    model = ImageClassifier(small_source(), num_classes=3)
+    fine_tune(model, data, epochs=2, warmup_epochs=0, learning_rate=1e-2, callbacks=[RecordRate()], verbose=0)
+    rates = RecordRate.rates
+    assert len(rates) == 24
+    assert max(rates) == pytest.approx(1e-2, rel=0.05)
+    assert rates[12] == pytest.approx(0.5e-2, rel=0.2)  # the cosine's middle at the start of epoch 2
+    assert rates[-1] < 1e-3

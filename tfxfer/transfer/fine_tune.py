@@ -109,10 +109,9 @@ def _steps_per_epoch(x, batch_size, steps_per_epoch=None):
     """Steps per epoch, for the learning-rate schedule."""
     if steps_per_epoch:
         return int(steps_per_epoch)
-    try:
+    if not hasattr(x, "cardinality"):  # arrays (a Dataset's len() counts batches, not examples)
         return max(-(-len(x) // (batch_size or 32)), 1)
-    except TypeError:  # a tf.data.Dataset: its cardinality, when known
-        cardinality = int(x.cardinality())
+    cardinality = int(x.cardinality())
     if cardinality < 1:
         raise ValueError(
             "The dataset's length is unknown (or infinite), so the schedule "
