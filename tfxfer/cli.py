@@ -1,36 +1,222 @@
-"""The `tfxfer` command."""
+"""The `tfxfer` command (click).
 
-import argparse
+    tfxfer demo                                   the offline main job
+    tfxfer fit image --source mobilenet_v2/imagenet --data cifar10 --run-dir runs/cifar10
+    tfxfer fit text --source embedded --data 20news --run-dir runs/20news
+    tfxfer evaluate runs/cifar10                  test figures of a finished run
+    tfxfer export runs/cifar10 served/cifar10     a SavedModel serving raw inputs
+    tfxfer sources                                presets, and what is cached here
+
+`tfxfer COMMAND --help` lists each command's options.
+"""
+
+import json
+import os
+
+import click
+
+STRATEGY_CHOICES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISION_CHOICES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
-def _demo(args):
-    from tfxfer import demo
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="tfxfer")
+def main():
+    """Transfer learning on Keras 3 / TensorFlow."""
 
-    demo.main(budgets=tuple(args.budgets), seeds=args.seeds, epochs=args.epochs, text_epochs=args.text_epochs)
+
+@main.command()
+@click.option("--seeds", default=5, show_default=True, help="Seeds to average over.")
+@click.option("--budgets", default="5,10", show_default=True, help="Labels per class, comma-separated.")
+@click.option("--epochs", default=30, show_default=True, help="Epochs per image stage.")
+@click.option("--text-epochs", default=90, show_default=True, help="Epochs of the text head.")
+@click.option("--plots", "plots_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the label-budget plots.")
+def demo(seeds, budgets, epochs, text_epochs, plots_dir):
+    """Transfer the embedded sources to digits 5-9 and to two newsgroups (offline)."""
+    from tfxfer import demo as main_job
+
+    budgets = tuple(int(b) for b in budgets.split(","))
+    main_job.main(budgets=budgets, seeds=seeds, epochs=epochs, text_epochs=text_epochs, plots_dir=plots_dir)
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="tfxfer", description="Transfer learning on Keras 3 / TensorFlow."
+def _training_options(command):
+    """The options `fit image` and `fit text` share."""
+    options = [
+        click.option("--run-dir", required=True, type=click.Path(file_okay=False),
+                     help="Folder for config, metrics, TensorBoard logs, checkpoints, plots, model and export. "
+                          "Rerunning with the same folder resumes an interrupted fine-tuning."),
+        click.option("--head-epochs", default=10, show_default=True,
+                     help="Epochs of the head on cached source features (0 to skip)."),
+        click.option("--epochs", default=3, show_default=True, help="Fine-tuning epochs (0: feature extraction only)."),
+        click.option("--unfreeze", default="2", show_default=True,
+                     help="Top block groups of the source to fine-tune, or 'all'."),
+        click.option("--learning-rate", default=1e-3, show_default=True, help="Peak fine-tuning rate of the head."),
+        click.option("--batch-size", default=64, show_default=True, help="Global batch size (split across replicas)."),
+        click.option("--labels-per-class", type=int, help="Keep at most this many training examples per class."),
+        click.option("--strategy", "strategy_name", default="auto", show_default=True,
+                     type=click.Choice(STRATEGY_CHOICES), help="tf.distribute strategy (auto: from the machine)."),
+        click.option("--precision", default="float32", show_default=True, type=click.Choice(PRECISION_CHOICES)),
+        click.option("--export/--no-export", default=True, show_default=True,
+                     help="Write a SavedModel serving raw inputs to RUN_DIR/export."),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@main.group()
+def fit():
+    """Train a classifier on a pretrained source: head, then fine-tuning."""
+
+
+@fit.command("image")
+@click.option("--source", default="mobilenet_v2/imagenet", show_default=True,
+              help="Preset (see `tfxfer sources`), TF-Hub handle, or SavedModel folder.")
+@click.option("--data", default="cifar10", show_default=True,
+              help="cifar10, digits, or a path: CIFAR-10 archive/folder/.npz, or a folder of class folders.")
+@click.option("--input-size", default=96, show_default=True, help="Side the images are resized to (Keras presets).")
+@click.option("--augment/--no-augment", default=None, help="Flip + pad/crop while fine-tuning [default: on, off for digits].")
+@_training_options
+def fit_image(source, data, input_size, augment, **options):
+    """Fit an image classifier, e.g. MobileNetV2 (ImageNet) on CIFAR-10."""
+    from tfxfer import recipes
+    from tfxfer.data.pipelines import image_dataset
+
+    loaded = _checked(lambda: recipes.load_image_data(data, image_size=(input_size, input_size), seed=options["seed"]))
+    augment = data != "digits" if augment is None else augment
+
+    def build(num_classes):
+        return recipes.image_model(source, num_classes, input_size=input_size)
+
+    def train(x, y):
+        return image_dataset(x, y, batch_size=options["batch_size"], shuffle=True, augment=augment,
+                             seed=options["seed"])
+
+    _fit("image", {"source": source, "data": data, "input_size": input_size, "augment": augment}, loaded, build,
+         train, **options)
+
+
+@fit.command("text")
+@click.option("--source", default="embedded", show_default=True,
+              help="'embedded' (the shipped word vectors), a word2vec/GloVe/fastText file, or a TF-Hub text module.")
+@click.option("--data", default="20news", show_default=True,
+              help="20news, mini_newsgroup (offline sample), or a path: the 20 Newsgroups archive or its folders.")
+@click.option("--remove", default="headers,footers,quotes", show_default=True,
+              help="Parts of each post to strip, comma-separated ('' keeps all).")
+@_training_options
+def fit_text(source, data, remove, **options):
+    """Fit a text classifier, e.g. word vectors on 20 Newsgroups."""
+    from tfxfer import recipes
+
+    remove = tuple(part for part in remove.split(",") if part)
+    loaded = _checked(lambda: recipes.load_text_data(data, remove=remove, seed=options["seed"]))
+
+    def build(num_classes):
+        # The vocabulary comes from all training text: unlabelled text is cheap.
+        return recipes.text_model(source, loaded.x_train, num_classes, seed=options["seed"])
+
+    _fit("text", {"source": source, "data": data, "remove": list(remove)}, loaded, build, None, **options)
+
+
+def _checked(load):
+    """Runs `load`, turning a bad path or file into a one-line CLI error."""
+    try:
+        return load()
+    except (FileNotFoundError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _fit(kind, settings, data, build, train, *, run_dir, head_epochs, epochs, unfreeze, learning_rate, batch_size,
+         labels_per_class, strategy_name, precision, export, seed, quiet):
+    import keras
+
+    from tfxfer import distribute, recipes
+    from tfxfer.run_folder import RunFolder
+
+    data = data.limited(labels_per_class, seed)
+    run = RunFolder(run_dir)
+    run.write_config({"command": f"fit {kind}", **settings, "head_epochs": head_epochs, "epochs": epochs,
+                      "unfreeze": unfreeze, "learning_rate": learning_rate, "batch_size": batch_size,
+                      "labels_per_class": labels_per_class, "strategy": strategy_name, "precision": precision,
+                      "seed": seed, "class_names": data.class_names})
+    distribute.set_precision(precision)
+    strategy = distribute.strategy(strategy_name)
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = _checked(lambda: build(len(data.class_names)))
+    click.echo(f"{kind}: {len(data.x_train)} training, {len(data.x_test)} test examples, "
+               f"{len(data.class_names)} classes; {strategy.num_replicas_in_sync} replica(s); run folder {run.path}")
+    results = recipes.train_and_report(
+        model, data, run, head_epochs=head_epochs, epochs=epochs, unfreeze=_unfreeze(unfreeze),
+        batch_size=batch_size, learning_rate=learning_rate, train=train, export=export, seed=seed,
+        verbose=0 if quiet else "auto",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo",
-        help="transfer the embedded sources to digits 5-9 and to two newsgroups (offline)",
-    )
-    demo.add_argument("--seeds", type=int, default=5, help="seeds to average over (default 5)")
-    demo.add_argument(
-        "--budgets", type=int, nargs="+", default=[5, 10], help="labels per class (default 5 10)"
-    )
-    demo.add_argument("--epochs", type=int, default=30, help="epochs per image stage (default 30)")
-    demo.add_argument("--text-epochs", type=int, default=90, help="epochs of the text head (default 90)")
-    demo.set_defaults(run=_demo)
-    return parser
+    click.echo(f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) on "
+               f"{results['test_examples']} examples; wrote {run.path}")
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    args.run(args)
+def _unfreeze(value):
+    return value if value == "all" else int(value)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", help="Data to test on (default: the run's own test split).")
+@click.option("--safe-mode/--no-safe-mode", default=True, show_default=True,
+              help="Load model.keras in Keras' safe mode; models holding a SavedModel module need --no-safe-mode.")
+def evaluate(run_dir, data, safe_mode):
+    """Test figures and confusion matrix of a finished run (RUN_DIR/evaluation.json)."""
+    from tfxfer import plots, recipes
+    from tfxfer.run_folder import RunFolder
+
+    run = RunFolder(run_dir)
+    config = _checked(run.read_config)
+    model = _checked(lambda: recipes.load_run_model(run, safe_mode=safe_mode))
+    name = data or config["data"]
+    if config["command"] == "fit image":
+        size = config["input_size"]
+        loaded = _checked(lambda: recipes.load_image_data(name, image_size=(size, size), seed=config["seed"]))
+    else:
+        loaded = _checked(lambda: recipes.load_text_data(name, remove=tuple(config["remove"]), seed=config["seed"]))
+    results = recipes.evaluate_model(model, loaded)
+    predictions = results.pop("predictions")
+    plots.confusion_matrix(loaded.y_test, predictions, loaded.class_names,
+                           run.file("plots", "evaluation_confusion.png"), title=str(name))
+    with open(run.file("evaluation.json"), "w") as file:
+        json.dump({"data": name, **results}, file, indent=2)
+    click.echo(f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) "
+               f"on {results['test_examples']} examples of {name}")
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path())
+@click.option("--safe-mode/--no-safe-mode", default=True, show_default=True,
+              help="Load model.keras in Keras' safe mode; models holding a SavedModel module need --no-safe-mode.")
+def export_command(run_dir, out, safe_mode):
+    """Write RUN_DIR's model to OUT as a SavedModel serving raw images or strings."""
+    from tfxfer import recipes
+    from tfxfer.export import export
+    from tfxfer.run_folder import RunFolder
+
+    model = _checked(lambda: recipes.load_run_model(RunFolder(run_dir), safe_mode=safe_mode))
+    try:
+        path = export(model, out)
+    except FileExistsError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"exported to {path}: `serve` takes a batch of raw inputs, returns class probabilities")
+
+
+@main.command()
+def sources():
+    """The preset sources, and which are cached on this machine."""
+    from tfxfer.sources.sources_report import source_rows
+
+    for name, where in source_rows():
+        click.echo(f"{name:28} {where}")
 
 
 if __name__ == "__main__":

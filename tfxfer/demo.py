@@ -15,6 +15,8 @@ vocabulary comes from all the sample's texts (unlabelled text is cheap; no
 label is used), the scratch model's from its labelled posts.
 """
 
+import os
+
 import numpy as np
 import tqdm
 
@@ -190,11 +192,26 @@ def format_table(results, strategies=STRATEGIES, title=IMAGE_TITLE):
     return "\n".join([f"{title}, test accuracy %, mean ± std over {seeds} seeds", *lines])
 
 
-def main(budgets=(5, 10), seeds=5, epochs=30, text_epochs=90):
+def main(budgets=(5, 10), seeds=5, epochs=30, text_epochs=90, plots_dir=None):
+    """Runs both transfers, prints their tables and, with `plots_dir`, writes
+    `digits_budgets.png` and `text_budgets.png` there."""
     print(__doc__.splitlines()[0])
     results = run(budgets=budgets, seeds=tuple(range(seeds)), epochs=epochs)
     text_results = run_text(budgets=budgets, seeds=tuple(range(seeds)), epochs=text_epochs)
     print(format_table(results))
     print()
     print(format_table(text_results, TEXT_STRATEGIES, TEXT_TITLE))
+    if plots_dir:
+        from tfxfer import plots
+
+        written = [
+            plots.label_budgets({(_PLOT_NAMES.get(s, s), b): v for (s, b), v in results.items()},
+                                os.path.join(plots_dir, "digits_budgets.png"), IMAGE_TITLE),
+            plots.label_budgets(text_results, os.path.join(plots_dir, "text_budgets.png"), TEXT_TITLE),
+        ]
+        print("\nplots: " + ", ".join(written))
     return results, text_results
+
+
+# Feature extraction here is a dense layer on the frozen source: a linear probe.
+_PLOT_NAMES = {"feature extraction": "feature extraction (linear probe)"}

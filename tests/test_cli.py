@@ -1,0 +1,110 @@
+"""The `tfxfer` command, run in-process with click's runner on offline data:
+the run folder it writes, evaluate/export round trips, bad input."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from tfxfer.cli import main
+
+PNG = b"\x89PNG"
+
+
+def _invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "digits"
+    result = _invoke("fit", "image", "--source", "digits04_cnn", "--data", "digits", "--run-dir", run,
+                     "--head-epochs", 3, "--epochs", 2, "--unfreeze", "all", "--labels-per-class", 40,
+                     "--batch-size", 32, "--quiet")
+    assert result.exit_code == 0, result.output
+    return run, result.output
+
+
+@pytest.mark.slow
+def test_fit_image_writes_a_complete_run_folder(image_run):
+    run, output = image_run
+    config = json.loads((run / "config.json").read_text())
+    assert config["source"] == "digits04_cnn" and config["labels_per_class"] == 40 and config["augment"] is False
+    assert "tensorflow" in config["versions"]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [(r["stage"], r["epoch"]) for r in rows] == [("head", "1"), ("head", "2"), ("head", "3"),
+                                                        ("fine_tune", "1"), ("fine_tune", "2")]
+    assert all(float(r["loss"]) > 0 and "val_accuracy" in r for r in rows)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.3 < metrics["results"]["test_accuracy"] <= 1.0  # 10 digit classes from 40 images each
+    assert metrics["results"]["test_examples"] == 360
+    assert f"{100 * metrics['results']['test_accuracy']:.2f}%" in output
+    for plot in ("curves.png", "confusion.png"):
+        assert (run / "plots" / plot).read_bytes()[:4] == PNG
+    assert list((run / "logs" / "head").rglob("events.out.tfevents.*"))
+    assert list((run / "logs" / "fine_tune").rglob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "fine_tune" / "done.weights.h5").is_file()
+
+
+@pytest.mark.slow
+def test_evaluate_and_export_round_trip(image_run, tmp_path):
+    run, _ = image_run
+    refused = _invoke("evaluate", run)  # the source is a SavedModel module: safe mode refuses it
+    assert refused.exit_code != 0 and "--no-safe-mode" in refused.output
+    evaluated = _invoke("evaluate", run, "--no-safe-mode")
+    assert evaluated.exit_code == 0, evaluated.output
+    fitted = json.loads((run / "metrics.json").read_text())["results"]
+    again = json.loads((run / "evaluation.json").read_text())
+    assert again["test_accuracy"] == pytest.approx(fitted["test_accuracy"], abs=1e-6)
+    assert (run / "plots" / "evaluation_confusion.png").read_bytes()[:4] == PNG
+
+    out = tmp_path / "served"
+    exported = _invoke("export", run, out, "--no-safe-mode")
+    assert exported.exit_code == 0, exported.output
+    model = keras.saving.load_model(run / "model.keras", safe_mode=False)
+    images = np.random.default_rng(0).integers(0, 17, (5, 8, 8, 1)).astype("uint8")
+    reloaded = tf.saved_model.load(str(out))  # held: the endpoint needs its variables alive
+    served = reloaded.serve(tf.constant(images)).numpy()
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(images.astype("float32"))))
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    twice = _invoke("export", run, out, "--no-safe-mode")
+    assert twice.exit_code != 0 and "already exists" in twice.output
+
+
+@pytest.mark.slow
+def test_fit_text_on_the_offline_sample(tmp_path):
+    run = tmp_path / "text"
+    result = _invoke("fit", "text", "--source", "embedded", "--data", "mini_newsgroup", "--run-dir", run,
+                     "--head-epochs", 30, "--epochs", 2, "--unfreeze", 1, "--batch-size", 16, "--no-export",
+                     "--quiet")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())["results"]
+    assert metrics["test_examples"] == 40 and metrics["test_accuracy"] > 0.6  # two groups
+    assert set(metrics["per_class_accuracy"]) == {"alt.atheism", "sci.space"}
+    assert not (run / "export").exists()
+    assert (run / "plots" / "confusion.png").read_bytes()[:4] == PNG
+
+
+def test_bad_paths_and_choices_get_one_line_errors(tmp_path):
+    missing = _invoke("fit", "image", "--data", tmp_path / "nothing", "--run-dir", tmp_path / "run")
+    assert missing.exit_code != 0 and "No image data at" in missing.output and "Traceback" not in missing.output
+    vectors = _invoke("fit", "text", "--source", tmp_path / "vectors.txt", "--data", "mini_newsgroup",
+                      "--run-dir", tmp_path / "run")
+    assert vectors.exit_code != 0 and "No word vectors at" in vectors.output
+    precision = _invoke("fit", "image", "--precision", "float64", "--run-dir", tmp_path / "run")
+    assert precision.exit_code == 2 and "float64" in precision.output
+    not_a_run = _invoke("evaluate", tmp_path)
+    assert not_a_run.exit_code != 0 and "not a run folder" in not_a_run.output
+
+
+def test_sources_lists_presets_and_embedded_sources():
+    result = _invoke("sources")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert any(line.startswith("mobilenet_v2/imagenet") for line in lines)
+    assert any(line.startswith("digits04_cnn") and "embedded" in line for line in lines)
