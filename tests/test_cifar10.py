@@ -144,3 +144,14 @@ def test_class_folders_alone_and_a_missing_class(tmp_path):
     (tmp_path / "all" / "truck").rmdir()
     with pytest.raises(ValueError, match=r"missing: \['truck'\]"):
         load_cifar10(tmp_path / "all")
+
+
+def test_non_image_files_are_skipped_and_undecodable_images_named(tmp_path):
+    x, y = _write_class_folders(tmp_path / "all", 1)
+    (tmp_path / "all" / "cat" / "notes.txt").write_text("not an image, and not named like one")
+    (tmp_path / "all" / "dog" / ".DS_Store").write_bytes(b"\0\1")
+    (images, labels), _ = load_cifar10(tmp_path / "all")
+    np.testing.assert_array_equal(images, x)  # the other files are skipped
+    (tmp_path / "all" / "ship" / "broken.png").write_text("named like an image, but text")
+    with pytest.raises(ValueError, match=r"Cannot decode 1 file\(s\).*ship/broken\.png.*Delete or convert"):
+        load_cifar10(tmp_path / "all")

@@ -90,3 +90,31 @@ def test_augmentation_before_the_source_is_refused(backbone, tmp_path):
     with pytest.raises(ValueError, match=r"\['flip'\] run before the frozen source"):
         fit_head(outer, RAW, LABELS, epochs=1, cache_dir=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []  # refused before extracting anything
+
+
+def test_a_real_write_failure_leaves_no_cache(tmp_path):
+    """Disk full, for real: the file-size limit (RLIMIT_FSIZE) makes the
+    cache's own writes fail part-way, in a fresh process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        import numpy as np, keras
+        from tfxfer.transfer.feature_cache import extract_features
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        source = keras.Sequential([keras.Input((4,)), keras.layers.Dense(512)])  # 2 KB of features per input
+        try:
+            extract_features(source, np.ones((400, 4), "float32"), batch_size=50, cache_dir={str(tmp_path)!r},
+                             progress=False)
+        except OSError as error:
+            print("OSError", error)
+            sys.exit(0)
+        sys.exit("no error: the limit did not bite")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert "OSError" in done.stdout
+    assert list(tmp_path.iterdir()) == []

@@ -72,3 +72,21 @@ def test_labels_out_of_range_are_refused_at_the_boundary(tmp_path):
     with pytest.raises(ValueError, match=r"found -1..2"):
         fit_head(model, images, [0, 1, 2, -1], epochs=1, cache_dir=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []  # refused before extracting anything
+
+
+def test_wrong_channel_counts_are_refused_with_the_fix(tmp_path):
+    import tfxfer
+    from tfxfer.transfer.feature_cache import fit_head
+
+    model = tfxfer.ImageClassifier.from_preset("mobilenet_v2/random", num_classes=3, input_size=32)
+    model.compile()
+    labels = np.array([0, 1])
+    with pytest.raises(ValueError, match=r"\(batch, height, width, 3\); received shape \(2, 32, 32, 1\).*np.repeat"):
+        model.fit(np.zeros((2, 32, 32, 1), "uint8"), labels, verbose=0)
+    with pytest.raises(ValueError, match=r"received shape \(2, 32, 32, 4\).*\[\.\.\., :3\]"):
+        model.predict(np.zeros((2, 32, 32, 4), "uint8"), verbose=0)
+    with pytest.raises(ValueError, match=r"received shape \(32, 32, 3\).*images\[None\]"):
+        model.evaluate(np.zeros((32, 32, 3), "uint8"), labels, verbose=0)
+    with pytest.raises(ValueError, match=r"received shape \(2, 32, 32, 1\)"):
+        fit_head(model, np.zeros((2, 32, 32, 1), "uint8"), labels, epochs=1, cache_dir=tmp_path, progress=False)
+    assert model.predict(np.zeros((2, 40, 40, 3), "uint8"), verbose=0).shape == (2, 3)  # any size, 3 channels

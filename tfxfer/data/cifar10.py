@@ -12,9 +12,11 @@ extracted `cifar-10-batches-py/` folder, `.npz` arrays in the layout of
 import os
 import pickle
 import tarfile
+import zipfile
 
 import numpy as np
 
+from tfxfer.data.archives import is_tar_archive, reading_archive
 from tfxfer.data.image_folder import class_folders, load_image_folder
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, restricted_loads
 from tfxfer.paths import keras_cache_folder
@@ -63,7 +65,7 @@ def _from_folder(folder):
 
 
 def _from_archive(path):
-    with tarfile.open(path, "r:*") as archive:
+    with reading_archive(path, f"download {ARCHIVE} again"), tarfile.open(path, "r:*") as archive:
         members = {os.path.basename(m.name): m for m in archive.getmembers() if m.isfile()}
 
         def read(name):
@@ -74,16 +76,31 @@ def _from_archive(path):
         return _concat([read(n) for n in TRAIN_BATCHES]), read(TEST_BATCH)
 
 
+def _read_npz(path):
+    """The arrays of an .npz, or a ValueError naming the file (numpy raises
+    EOFError, BadZipFile or a pickle warning without naming it)."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            if not hasattr(arrays, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            return {name: arrays[name] for name in arrays.files}
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError) as error:
+        raise ValueError(
+            f"'{path}' is not a readable .npz of plain arrays ({type(error).__name__}: {error}); "
+            "write it with numpy.savez(path, x_train=..., y_train=...)."
+        ) from error
+
+
 def _from_npz(path):
-    with np.load(path, allow_pickle=False) as arrays:
-        if "x_train" not in arrays or "y_train" not in arrays:
-            raise ValueError(
-                f"'{path}' holds {sorted(arrays.files)}; expected x_train (n, 32, 32, 3) "
-                "uint8 and y_train (n,), optionally x_test and y_test."
-            )
-        splits = [(arrays["x_train"], arrays["y_train"])]
-        if "x_test" in arrays:
-            splits.append((arrays["x_test"], arrays["y_test"]))
+    arrays = _read_npz(path)
+    if "x_train" not in arrays or "y_train" not in arrays:
+        raise ValueError(
+            f"'{path}' holds {sorted(arrays)}; expected x_train (n, 32, 32, 3) "
+            "uint8 and y_train (n,), optionally x_test and y_test."
+        )
+    splits = [(arrays["x_train"], arrays["y_train"])]
+    if "x_test" in arrays:
+        splits.append((arrays["x_test"], arrays.get("y_test", np.empty(0))))
     for images, labels in splits:
         if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(labels.reshape(-1)):
             raise ValueError(f"'{path}': images {images.shape} and labels {labels.shape} do not match (n, H, W, 3) and (n,).")
@@ -144,6 +161,6 @@ def load_cifar10(path=None):
         )
     if path.endswith(".npz"):
         return _from_npz(path)
-    if tarfile.is_tarfile(path):
+    if is_tar_archive(path):
         return _from_archive(path)
     raise ValueError(f"'{path}' is neither a tar archive, a folder nor an .npz: expected {ARCHIVE}.")

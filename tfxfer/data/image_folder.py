@@ -54,7 +54,33 @@ def load_image_folder(root, image_size, class_names=None, batch_size=256):
         root, labels="inferred", label_mode="int", class_names=class_names, color_mode="rgb",
         image_size=tuple(image_size), batch_size=batch_size, shuffle=False, verbose=False,
     )
-    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in dataset))
+    import tensorflow as tf
+
+    try:
+        images, labels = zip(*((x.numpy(), y.numpy()) for x, y in dataset))
+    except tf.errors.InvalidArgumentError as error:  # a file with an image extension that is no image
+        bad = _undecodable(root, class_names)
+        raise ValueError(
+            f"Cannot decode {len(bad)} file(s) under '{root}' as images: {bad[:5]}. Delete or convert them "
+            f"(files without {', '.join(IMAGE_EXTENSIONS)} extensions are skipped already)."
+        ) from error
     # Decoded pixels are whole numbers in [0, 255]; resized ones are rounded.
     images = np.clip(np.rint(np.concatenate(images)), 0, 255).astype(np.uint8)
     return images, np.concatenate(labels), class_names
+
+
+def _undecodable(root, class_names):
+    """The image-named files under `root/<class>/` that TensorFlow cannot decode."""
+    import tensorflow as tf
+
+    bad = []
+    for name in class_names:
+        folder = os.path.join(root, name)
+        for file in sorted(os.listdir(folder)):
+            path = os.path.join(folder, file)
+            if file.lower().endswith(IMAGE_EXTENSIONS):
+                try:
+                    tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+                except tf.errors.InvalidArgumentError:
+                    bad.append(path)
+    return bad

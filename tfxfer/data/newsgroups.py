@@ -19,6 +19,7 @@ import tarfile
 
 import numpy as np
 
+from tfxfer.data.archives import is_tar_archive, reading_archive
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, SKLEARN_BUNCH, restricted_loads
 
 SPLITS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
@@ -80,7 +81,9 @@ def _read(path, splits, data_home):
     path = os.path.expanduser(os.fspath(path))
     if os.path.isdir(path):
         return _from_folders(path, splits)
-    if os.path.isfile(path) and tarfile.is_tarfile(path):
+    if os.path.isfile(path):
+        if not is_tar_archive(path):
+            raise ValueError(f"'{path}' is not a tar archive: expected 20news-bydate.tar.gz, or its folders.")
         return _from_archive(path, splits)
     raise FileNotFoundError(
         f"No 20 Newsgroups data at '{path}'. Pass 20news-bydate.tar.gz, a folder with "
@@ -131,7 +134,7 @@ def _member_parts(member, origin):
 def _from_archive(path, splits):
     wanted = {SPLITS[s]: s for s in splits}
     posts = {}
-    with tarfile.open(path, "r:*") as archive:
+    with reading_archive(path), tarfile.open(path, "r:*") as archive:
         for member in archive:
             parts = _member_parts(member, path)
             if parts and parts[0] in wanted:

@@ -1,6 +1,7 @@
 """`ImageClassifier`: a pretrained image source with a classification head."""
 
 import keras
+import numpy as np
 
 from tfxfer.sources.presets import load_source
 from tfxfer.tasks.task import Task
@@ -69,6 +70,39 @@ class ImageClassifier(Task):
         # === Config ===
         self._keep_config(num_classes, dropout, l2_sp, head_l2)
         self.image_shape = input_shape
+
+    def check_images(self, images):
+        """Raises a clear error for an array that is not a batch of images with
+        this model's channel count (Keras would fail inside the source)."""
+        if not isinstance(images, np.ndarray) or len(self.image_shape) != 3:
+            return  # datasets stream; a non-image input shape is the user's own
+        channels = self.image_shape[-1]
+        if images.ndim == 4 and channels in (None, images.shape[-1]):
+            return
+        fixes = {
+            (3, 1): "grayscale images: repeat the channel, np.repeat(images, 3, axis=-1)",
+            (3, 4): "RGBA images: drop the alpha channel, images[..., :3]",
+            (1, 3): "colour images: convert to grey, images.mean(axis=-1, keepdims=True)",
+        }
+        fix = ("a single image or a batch without channels: add the missing axis (images[None] or "
+               "images[..., None])") if images.ndim == 3 else fixes.get((channels, images.shape[-1]),
+                                                                        "resample or slice the channels")
+        raise ValueError(
+            f"This model takes images (batch, height, width, {channels}); received shape {images.shape}. "
+            f"For {fix}."
+        )
+
+    def fit(self, x=None, y=None, **kwargs):
+        self.check_images(x)
+        return super().fit(x, y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        self.check_images(x)
+        return super().evaluate(x, y, **kwargs)
+
+    def predict(self, x, **kwargs):
+        self.check_images(x)
+        return super().predict(x, **kwargs)
 
     @classmethod
     def from_preset(cls, preset, num_classes, dropout=0.2, l2_sp=None, head_l2=None, **source_kwargs):

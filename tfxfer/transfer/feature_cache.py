@@ -125,6 +125,8 @@ def fit_head(model, x, y, epochs, batch_size=32, learning_rate=3e-3, validation_
     _refuse_randomness_before(model)
     if hasattr(model, "check_labels"):
         model.check_labels(y)
+    if hasattr(model, "check_images"):
+        model.check_images(x)
     model.backbone.trainable = False
     features, _ = extract_features(model.backbone, x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
     with model.distribute_strategy.scope():  # the head's weights and optimizer state live there

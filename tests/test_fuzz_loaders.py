@@ -1,0 +1,130 @@
+"""Fuzzed files into the loaders (hypothesis): whatever the bytes, a loader
+either reads them or raises ValueError naming the file, never an
+IndexError, UnicodeDecodeError, struct.error or a crash from deep inside."""
+
+import os
+import tempfile
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tfxfer.data.cifar10 import load_cifar10
+from tfxfer.data.newsgroups import load_20newsgroups
+from tfxfer.sources.word_vectors import WordVectors
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _write(suffix, content):
+    handle, path = tempfile.mkstemp(suffix=suffix)
+    with os.fdopen(handle, "wb") as file:
+        file.write(content)
+    return path
+
+
+def _only_value_errors(load, path):
+    try:
+        load(path)
+    except ValueError as error:
+        assert os.path.basename(path) in str(error), f"the message does not name the file: {error}"
+    finally:
+        os.remove(path)
+
+
+# Text vector files: a plausible header and lines of words and numbers, with damage.
+_word = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=6)
+_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from(["", "x", "1e", "--1"]))
+_line = st.builds(lambda w, ns: " ".join([w, *ns]), _word, st.lists(_number, max_size=5))
+_vector_text = st.builds(lambda header, lines: "\n".join([header, *lines]),
+                         st.sampled_from(["", "3 2", "2 3", "x y", "-1 2", "3"]), st.lists(_line, max_size=6))
+
+
+@FUZZ
+@given(_vector_text)
+def test_text_vector_files(text):
+    _only_value_errors(WordVectors.load, _write(".txt", text.encode("utf-8", "surrogatepass")))
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_binary_vector_files(content):
+    _only_value_errors(WordVectors.load, _write(".bin", b"3 4\n" + content))
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_any_bytes_as_vectors(content):
+    _only_value_errors(WordVectors.load, _write(".vec", content))
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_cifar10_archives_and_npz(content):
+    _only_value_errors(load_cifar10, _write(".tar.gz", content))
+    _only_value_errors(load_cifar10, _write(".npz", content))
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_newsgroups_archives(content):
+    _only_value_errors(lambda path: load_20newsgroups(path), _write(".tar.gz", content))
+
+
+@FUZZ
+@given(st.lists(st.integers(0, 255), min_size=0, max_size=3 * 32 * 32 * 3), st.integers(0, 3))
+def test_cifar10_npz_with_odd_arrays(values, rank):
+    images = np.array(values, dtype=np.uint8)
+    shapes = {0: (-1,), 1: (-1, 1), 2: (-1, 32, 32, 3), 3: (-1, 32, 3)}
+    try:
+        images = images.reshape(shapes[rank])
+    except ValueError:
+        images = images.reshape(-1)
+    handle, path = tempfile.mkstemp(suffix=".npz")
+    os.close(handle)
+    np.savez(path, x_train=images, y_train=np.arange(len(images)) % 10)
+    _only_value_errors(load_cifar10, path)
+
+
+def _tar_gz(members):
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _cifar_archive():
+    import pickle
+
+    from tfxfer.data.cifar10 import FOLDER, TEST_BATCH, TRAIN_BATCHES
+
+    def batch(n):
+        return pickle.dumps({b"labels": [1] * n, b"data": np.zeros((n, 3072), np.uint8)}, protocol=2)
+
+    return _tar_gz({f"{FOLDER}/{name}": batch(2) for name in (*TRAIN_BATCHES, TEST_BATCH)})
+
+
+NEWS = _tar_gz({f"20news-bydate-{split}/sci.space/{i}": f"Subject: post {i}\n\nwords {i}\n".encode()
+                for split in ("train", "test") for i in range(3)})
+CIFAR = _cifar_archive()
+
+
+def _damaged(archive, cut, flip):
+    """`archive` cut short at `cut` (a fraction) with the byte at `flip` inverted."""
+    data = bytearray(archive[: max(1, int(len(archive) * cut))])
+    position = int(flip * (len(data) - 1))
+    data[position] ^= 0xFF
+    return bytes(data)
+
+
+@FUZZ
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_damaged_archives(cut, flip):
+    _only_value_errors(lambda path: load_20newsgroups(path), _write(".tar.gz", _damaged(NEWS, cut, flip)))
+    _only_value_errors(load_cifar10, _write(".tar.gz", _damaged(CIFAR, cut, flip)))
