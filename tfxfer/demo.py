@@ -192,6 +192,10 @@ def format_table(results, strategies=STRATEGIES, title=IMAGE_TITLE):
     return "\n".join([f"{title}, test accuracy %, mean ± std over {seeds} seeds", *lines])
 
 
+# Feature extraction here is a dense layer on the frozen source: a linear probe.
+_PLOT_NAMES = {"feature extraction": "feature extraction (linear probe)"}
+
+
 def main(budgets=(5, 10), seeds=5, epochs=30, text_epochs=90, plots_dir=None):
     """Runs both transfers, prints their tables and, with `plots_dir`, writes
     `digits_budgets.png` and `text_budgets.png` there."""
@@ -212,6 +216,3 @@ def main(budgets=(5, 10), seeds=5, epochs=30, text_epochs=90, plots_dir=None):
         print("\nplots: " + ", ".join(written))
     return results, text_results
 
-
-# Feature extraction here is a dense layer on the frozen source: a linear probe.
-_PLOT_NAMES = {"feature extraction": "feature extraction (linear probe)"}

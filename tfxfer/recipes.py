@@ -33,11 +33,7 @@ class Data:
 
     def held_out(self, fraction, seed=0):
         """`(train, validation)` pairs: a stratified `fraction` of the training split."""
-        from sklearn.model_selection import train_test_split
-
-        x, x_val, y, y_val = train_test_split(self.x_train, self.y_train, test_size=fraction, random_state=seed,
-                                              stratify=self.y_train)
-        return (x, y), (x_val, y_val)
+        return _stratified_split(self.x_train, self.y_train, fraction, seed)
 
     def limited(self, per_class, seed=0):
         """The same data with at most `per_class` training examples per class."""
@@ -50,10 +46,16 @@ class Data:
         return dataclasses.replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep])
 
 
-def _split_off_test(x, y, class_names, seed=0, fraction=0.2):
+def _stratified_split(x, y, fraction, seed):
+    """`(x, y), (x_held, y_held)`: a stratified `fraction` held out."""
     from sklearn.model_selection import train_test_split
 
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y)
+    x_kept, x_held, y_kept, y_held = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y)
+    return (x_kept, y_kept), (x_held, y_held)
+
+
+def _split_off_test(x, y, class_names, seed=0, fraction=0.2):
+    (x_train, y_train), (x_test, y_test) = _stratified_split(x, y, fraction, seed)
     return Data(x_train, y_train, x_test, y_test, class_names)
 
 
@@ -104,10 +106,10 @@ def load_text_data(data, remove=("headers", "footers", "quotes"), seed=0):
     path = None if data == "20news" else data
     if path is not None and not os.path.exists(os.path.expanduser(path)):
         raise FileNotFoundError(f"No text data at '{path}': pass one of {TEXT_DATA} or an existing path.")
-    train = load_20newsgroups(path, "train", remove=remove)
-    test = load_20newsgroups(path, "test", remove=remove)
-    return Data(as_text_array(train.data), np.asarray(train.target), as_text_array(test.data),
-                np.asarray(test.target), list(train.target_names))
+    posts = load_20newsgroups(path, "all", remove=remove)  # one read of the archive or cache for both splits
+    texts, targets = as_text_array(posts.data), np.asarray(posts.target)
+    train = np.char.startswith(posts.filenames.astype(str), "20news-bydate-train/")
+    return Data(texts[train], targets[train], texts[~train], targets[~train], list(posts.target_names))
 
 
 def image_model(source, num_classes, input_size=None, dropout=0.2):
