@@ -14,27 +14,16 @@ os.environ["TFHUB_CACHE_DIR"] = os.path.join(_CACHES, "tfhub")
 os.environ["TFXFER_CACHE"] = os.path.join(_CACHES, "tfxfer")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from tfxfer.export import export_hub_module  # noqa: E402
+from tfxfer import export_hub_module  # noqa: E402
 
-IMAGE_SHAPE = (8, 8, 1)
+from helpers import IMAGE_SHAPE, small_bn_model  # noqa: E402
 
 # Scripts the tests run in fresh processes (they configure TensorFlow's
 # devices, which only a process that has not started TensorFlow can do).
-collect_ignore = ["two_cpu_checks.py", "multi_worker_checks.py"]
-
-
-def small_bn_model(seed=0):
-    """Conv + BatchNorm + pooling: a source with trainable and moving weights."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(IMAGE_SHAPE)
-    x = keras.layers.Conv2D(4, 3)(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, x)
+collect_ignore = ["two_cpu_checks.py", "multi_worker_checks.py", "helpers.py"]
 
 
 @pytest.fixture

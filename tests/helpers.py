@@ -1,0 +1,19 @@
+"""Small real models and data the tests share (imported by the tests; the
+fixtures that use them live in conftest.py)."""
+
+import keras
+
+IMAGE_SHAPE = (8, 8, 1)
+
+# `tfxfer fit text` on the offline sample, with no tuning option.
+FIT_TEXT_DEFAULTS = ("fit", "text", "--source", "embedded", "--data", "mini_newsgroup")
+
+
+def small_bn_model(seed=0):
+    """Conv + BatchNorm + pooling: a source with trainable and moving weights."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(IMAGE_SHAPE)
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x)
