@@ -54,7 +54,8 @@ def main():
     if not args.single:
         workers = [f"127.0.0.1:{port}" for port in args.ports]
         os.environ["TF_CONFIG"] = json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": args.index}})
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": args.index}}
+        )
     shared = os.path.abspath(os.path.join(args.out, "shared"))
     writes = []
     record_writes(shared, writes)
@@ -88,8 +89,16 @@ def main():
     rng = np.random.default_rng(0)
     images, labels = rng.normal(size=(64, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 64)
     histories = fine_tune(
-        model, images, labels, epochs=3, warmup_epochs=1, learning_rate=0.05, batch_size=16, shuffle=False,
-        checkpoint_dir=os.path.join(shared, "checkpoints"), verbose=0,
+        model,
+        images,
+        labels,
+        epochs=3,
+        warmup_epochs=1,
+        learning_rate=0.05,
+        batch_size=16,
+        shuffle=False,
+        checkpoint_dir=os.path.join(shared, "checkpoints"),
+        verbose=0,
         callbacks=[DieMidEpoch()] if args.die_at else [],
     )
     exported = export(model, os.path.join(shared, "export"))

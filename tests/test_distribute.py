@@ -24,8 +24,7 @@ CPU_ONLY = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
 
 @pytest.fixture(scope="module")
 def two_cpu_results():
-    done = subprocess.run([sys.executable, str(CHECKS)], capture_output=True, text=True, timeout=600,
-                          env=CPU_ONLY)
+    done = subprocess.run([sys.executable, str(CHECKS)], capture_output=True, text=True, timeout=600, env=CPU_ONLY)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -73,7 +72,9 @@ def test_mixed_bfloat16_trains_outputs_float32_and_exports(bfloat16, hub_module,
 
     rng = np.random.default_rng(0)
     images, labels = rng.uniform(0, 16, size=(16, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 16)
-    model = ImageClassifier(HubFeatures(str(hub_module), trainable=True), num_classes=3)  # a float32 module: cast, no error
+    model = ImageClassifier(
+        HubFeatures(str(hub_module), trainable=True), num_classes=3
+    )  # a float32 module: cast, no error
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     before = [np.array(w) for w in model.head.weights]
     model.fit(images, labels, epochs=2, batch_size=8, verbose=0)
@@ -101,9 +102,21 @@ def _cluster(out, die_at=None):
     ports = [str(port) for port in _free_ports(2)]
     return [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(out), "--index", str(index), "--ports", *ports,
-             *(["--die-at", str(die_at)] if die_at and index == 1 else [])],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CPU_ONLY)
+            [
+                sys.executable,
+                str(WORKER),
+                str(out),
+                "--index",
+                str(index),
+                "--ports",
+                *ports,
+                *(["--die-at", str(die_at)] if die_at and index == 1 else []),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=CPU_ONLY,
+        )
         for index in range(2)
     ]
 
@@ -129,8 +142,13 @@ def multi_worker_runs(tmp_path_factory):
     clean, killed, single = root / "clean", root / "killed", root / "single"
     codes, logs = _finish(_cluster(clean))
     assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
-    done = subprocess.run([sys.executable, str(WORKER), str(single), "--single"], capture_output=True, text=True,
-                          timeout=300, env=CPU_ONLY)
+    done = subprocess.run(
+        [sys.executable, str(WORKER), str(single), "--single"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=CPU_ONLY,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     workers = _cluster(killed, die_at=2)
@@ -176,8 +194,10 @@ def test_only_the_chief_writes_checkpoints_and_exports(multi_worker_runs):
 @pytest.mark.slow
 def test_a_killed_worker_restarted_resumes_from_the_last_checkpoint(multi_worker_runs):
     assert multi_worker_runs["backed_up"]["epoch"] == 1  # killed in epoch 2: epoch 1 was kept
-    (weights, chief), (other_weights, other) = _result(multi_worker_runs["killed"], 0), _result(
-        multi_worker_runs["killed"], 1)
+    (weights, chief), (other_weights, other) = (
+        _result(multi_worker_runs["killed"], 0),
+        _result(multi_worker_runs["killed"], 1),
+    )
     clean_weights, _ = _result(multi_worker_runs["clean"], 0)
     assert chief["epochs_run"] == other["epochs_run"] == {"warmup": None, "fine_tune": 2}  # resumed, not redone
     assert _max_difference(weights, other_weights) == 0.0

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfxfer import HubFeatures
 
-from conftest import IMAGE_SHAPE
+from helpers import IMAGE_SHAPE
 
 
 def _classifier(features, functional=False):

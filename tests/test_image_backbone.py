@@ -2,14 +2,13 @@
 
 import os
 
-import h5py
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras.src.legacy.saving import legacy_h5_format
 
 from tfxfer import ImageBackbone
+from tfxfer._compat import keras_home, write_legacy_h5_weights
 from tfxfer.sources.applications import ARCHITECTURES
 
 RAW = np.random.default_rng(0).integers(0, 256, size=(2, 40, 50, 3)).astype("uint8")
@@ -57,19 +56,14 @@ def test_block_groups_cover_every_layer_bottom_to_top(architecture, first, last,
     names = list(groups)
     assert names[:3] == first and names[-2:] == last and len(names) == count
     grouped = [layer for layers in groups.values() for layer in layers]
-    application_layers = [layer for layer in backbone.application.layers if not isinstance(layer, keras.layers.InputLayer)]
+    application_layers = [
+        layer for layer in backbone.application.layers if not isinstance(layer, keras.layers.InputLayer)
+    ]
     assert sorted(id(layer) for layer in grouped) == sorted(id(layer) for layer in application_layers)
     # Groups are contiguous in the layer order: "the top k groups" is well defined.
     order = {id(layer): i for i, layer in enumerate(application_layers)}
     spans = [(min(order[id(x)] for x in g), max(order[id(x)] for x in g)) for g in groups.values()]
     assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
-
-
-def _legacy_h5(model, path):
-    """Writes `model`'s weights the way Keras 2 / Keras Applications files are."""
-    with h5py.File(path, "w") as file:
-        legacy_h5_format.save_weights_to_hdf5_group(file, model)
-    return path
 
 
 def _assert_weights_equal(application, reference):
@@ -84,7 +78,7 @@ def test_local_weights_file_is_loaded_exactly(tmp_path, suffix):
     reference = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
     path = tmp_path / f"mobilenet_v2{suffix}"
     if suffix.endswith("_no_top.h5"):
-        _legacy_h5(reference, path)
+        write_legacy_h5_weights(reference, path)
     else:
         reference.save_weights(path)
     backbone = ImageBackbone("mobilenet_v2", weights=str(path), input_size=32)
@@ -94,15 +88,24 @@ def test_local_weights_file_is_loaded_exactly(tmp_path, suffix):
 def test_imagenet_weights_come_from_the_keras_cache(tmp_path):
     keras.utils.set_random_seed(4)
     reference = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))
-    from keras.src.backend.config import keras_home
-
     # Keras reads KERAS_HOME once, at import: the folder it will look in.
     assert keras_home() == os.environ["KERAS_HOME"], (keras_home(), os.environ["KERAS_HOME"])
     cache = os.path.join(keras_home(), "models")
     os.makedirs(cache, exist_ok=True)
-    _legacy_h5(reference, os.path.join(cache, "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"))
+    write_legacy_h5_weights(
+        reference, os.path.join(cache, "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5")
+    )
     backbone = ImageBackbone("mobilenet_v2", weights="imagenet", input_size=96)
     _assert_weights_equal(backbone.application, reference)
+
+
+def test_offline_imagenet_error_names_the_cache_file_and_the_local_file_option():
+    # The tests' Keras cache is empty and the network unreachable: the download fails.
+    with pytest.raises(ConnectionError) as error:
+        ImageBackbone("mobilenet_v2", weights="imagenet", input_size=128)
+    message = str(error.value)
+    assert "'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_128_no_top.h5' into the Keras cache" in message
+    assert os.path.join(keras_home(), "models") in message and "--weights PATH" in message
 
 
 def test_missing_weights_file_is_named(tmp_path):
@@ -112,7 +115,7 @@ def test_missing_weights_file_is_named(tmp_path):
 
 def test_weights_of_another_model_are_rejected_with_the_fix(tmp_path):
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    path = _legacy_h5(other, tmp_path / "dense.h5")
+    path = write_legacy_h5_weights(other, tmp_path / "dense.h5")
     with pytest.raises(ValueError, match=r"Could not load .*dense.h5.*'mobilenet_v2'.*_no_top.h5"):
         ImageBackbone("mobilenet_v2", weights=str(path), input_size=32)
 

@@ -25,7 +25,10 @@ def _one_step_updates(optimizer, loss_weight=1.0):
     "plain, scaled",
     [
         (lambda: keras.optimizers.Adam(0.1), lambda m: Adam(0.1, rate_multipliers=m)),
-        (lambda: keras.optimizers.AdamW(0.1, weight_decay=0.3), lambda m: AdamW(0.1, weight_decay=0.3, rate_multipliers=m)),
+        (
+            lambda: keras.optimizers.AdamW(0.1, weight_decay=0.3),
+            lambda m: AdamW(0.1, weight_decay=0.3, rate_multipliers=m),
+        ),
         (lambda: keras.optimizers.SGD(0.1, momentum=0.9), lambda m: SGD(0.1, momentum=0.9, rate_multipliers=m)),
     ],
 )

@@ -46,7 +46,9 @@ def two_domain(branch):
     source, target = keras.Input((4,)), keras.Input((4,))
     features = keras.layers.Dense(8, activation="relu")
     model = keras.Model([source, target], keras.layers.Dense(2)(branch([features(source), features(target)])))
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -66,12 +68,17 @@ def main():
         two = classifier()
     two.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
     results["classifier_max_difference"] = max_difference(one, two)
-    results["weights_moved"] = float(max(np.abs(w - v).max() for w, v in zip(classifier().get_weights(), one.get_weights())))
+    results["weights_moved"] = float(
+        max(np.abs(w - v).max() for w, v in zip(classifier().get_weights(), one.get_weights()))
+    )
 
     xs, xt = rng.normal(size=(32, 4)).astype("float32"), rng.normal(1.0, 1.0, size=(32, 4)).astype("float32")
     ys = rng.integers(0, 2, 32)
-    for name, make in (("coral", lambda: FeatureAlignment("coral")), ("mmd", lambda: FeatureAlignment("mmd")),
-                       ("dann", lambda: DomainAdversarial(hidden=4, coefficient=1.0))):
+    for name, make in (
+        ("coral", lambda: FeatureAlignment("coral")),
+        ("mmd", lambda: FeatureAlignment("mmd")),
+        ("dann", lambda: DomainAdversarial(hidden=4, coefficient=1.0)),
+    ):
         single = two_domain(make())
         single.fit([xs, xt], ys, batch_size=16, epochs=1, shuffle=False, verbose=0)
         with mirrored.scope():

@@ -20,20 +20,40 @@ Goyal et al., 2017) and keep `fine_tune`'s warm-up, which is what makes
 the larger rate safe; `scaled_learning_rate` does the arithmetic.
 """
 
-import json
 import os
 import warnings
 
 import tensorflow as tf
 
+from tfxfer._compat import LocalBatchBuild
+
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
+__all__ = [
+    "PRECISIONS",
+    "STRATEGIES",
+    "MultiWorkerFit",
+    "in_multi_worker_mode",
+    "is_chief",
+    "resolve_name",
+    "scaled_learning_rate",
+    "set_precision",
+    "strategy",
+]
+
+
+def _cluster():
+    """TF_CONFIG as TensorFlow reads it: (jobs -> addresses, task type, task id); empty when unset."""
+    if not os.environ.get("TF_CONFIG", "").strip():
+        return {}, None, None
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    return resolver.cluster_spec().as_dict(), resolver.task_type, resolver.task_id
+
 
 def _workers_in_tf_config():
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    cluster = config.get("cluster", {})
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    jobs = _cluster()[0]
+    return len(jobs.get("worker", [])) + len(jobs.get("chief", []))
 
 
 def _tpu_resolver():
@@ -89,7 +109,9 @@ def strategy(name="auto", devices=None):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
     if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(devices or ("/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"))
+        return tf.distribute.OneDeviceStrategy(
+            devices or ("/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0")
+        )
     return tf.distribute.get_strategy()
 
 
@@ -99,16 +121,19 @@ def scaled_learning_rate(learning_rate, strategy, reference_replicas=1):
     return learning_rate * strategy.num_replicas_in_sync / reference_replicas
 
 
-def is_chief():
+def is_chief(strategy=None):
     """Whether this process should write checkpoints and exports: always on one
-    machine; task 0 (or the chief) in a multi-worker cluster."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    if not task or _workers_in_tf_config() <= 1:
+    machine; the chief (the "chief" task, else worker 0) in a multi-worker
+    cluster. A strategy (given, or the one in scope) knows; outside any
+    scope, TF_CONFIG is read the way TensorFlow's strategies read it."""
+    if strategy is None and tf.distribute.has_strategy():
+        strategy = tf.distribute.get_strategy()
+    if strategy is not None:
+        return bool(strategy.extended.should_checkpoint)
+    jobs, task_type, task_id = _cluster()
+    if task_type is None or _workers_in_tf_config() <= 1:
         return True
-    if "chief" in config.get("cluster", {}):
-        return task.get("type") == "chief"
-    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+    return task_type == "chief" if "chief" in jobs else (task_type == "worker" and task_id == 0)
 
 
 def in_multi_worker_mode(strategy):
@@ -116,7 +141,7 @@ def in_multi_worker_mode(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and _workers_in_tf_config() > 1
 
 
-class MultiWorkerFit:
+class MultiWorkerFit(LocalBatchBuild):
     """Mixin for `keras.Model` subclasses: `fit`/`evaluate` under
     `MultiWorkerMirroredStrategy`, which Keras 3 breaks in two places.
 
@@ -129,17 +154,15 @@ class MultiWorkerFit:
     Elsewhere both methods defer to Keras unchanged.
     """
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self.distribute_strategy
-        if iterator is None or data_batch is not None or not in_multi_worker_mode(strategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+    def symbolic_build_batch(self, iterator):
+        if not in_multi_worker_mode(self.distribute_strategy):
+            return None
+        local = self.distribute_strategy.experimental_local_results
         for _, _, batches in iterator:
-            local = strategy.experimental_local_results
-            data_batch = tf.nest.map_structure(
+            return tf.nest.map_structure(
                 lambda v: local(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, next(batches)
             )
-            break
-        return super()._maybe_symbolic_build(data_batch=data_batch)
+        return None
 
     def _per_replica_logs(self, logs):
         if not in_multi_worker_mode(self.distribute_strategy):
@@ -167,8 +190,12 @@ def set_precision(precision="float32", jit_compile=None, strategy=None):
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
     if precision == "mixed_float16" and not tf.config.list_logical_devices("GPU"):
         warnings.warn("mixed_float16 without a GPU runs slowly on CPU; use mixed_bfloat16 there.", stacklevel=2)
-    if (jit_compile and precision == "mixed_float16" and isinstance(strategy, tf.distribute.MirroredStrategy)
-            and tuple(int(p) for p in tf.__version__.split(".")[:2]) >= (2, 19)):
+    if (
+        jit_compile
+        and precision == "mixed_float16"
+        and isinstance(strategy, tf.distribute.MirroredStrategy)
+        and tuple(int(p) for p in tf.__version__.split(".")[:2]) >= (2, 19)
+    ):
         warnings.warn(
             "mixed_float16 + XLA (jit_compile=True) + MirroredStrategy is known to fail on "
             f"TensorFlow {tf.__version__}; use mixed_bfloat16, or jit_compile=False.",

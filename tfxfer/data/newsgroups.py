@@ -19,6 +19,7 @@ import tarfile
 
 import numpy as np
 
+from tfxfer._compat import newsgroup_strippers
 from tfxfer.data.archives import is_tar_archive, reading_archive
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, SKLEARN_BUNCH, restricted_loads
 
@@ -28,13 +29,15 @@ REMOVABLE = ("headers", "footers", "quotes")
 SKLEARN_CACHE = "20news-bydate_py3.pkz"
 
 
-def load_20newsgroups(path=None, subset="train", remove=(), data_home=None):
+def load_20newsgroups(path=None, subset="train", remove=(), data_home=None, require_all=True):
     """The posts of `subset` (`"train"`, `"test"` or `"all"`).
 
     Args:
         path: an archive, a folder holding the split folders, or one split
             folder; None reads scikit-learn's cache (in `data_home`).
         remove: any of `"headers"`, `"footers"`, `"quotes"`.
+        require_all: with `subset="all"`, whether a missing test split is
+            an error (False: the training split alone is returned).
 
     Returns:
         A `sklearn.utils.Bunch` with `data` (list of str), `target` (int
@@ -48,7 +51,8 @@ def load_20newsgroups(path=None, subset="train", remove=(), data_home=None):
     if unknown := set(remove) - set(REMOVABLE):
         raise ValueError(f"remove takes {REMOVABLE}. Received unknown: {sorted(unknown)}")
     splits = ("train", "test") if subset == "all" else (subset,)
-    posts = _read(path, splits, data_home)  # {(split, group, name): text}
+    required = splits if require_all else ("train",)
+    posts = _read(path, splits, data_home, required)  # {(split, group, name): text}
     names = sorted({group for _, group, _ in posts})
     keys = sorted(posts, key=lambda k: (splits.index(k[0]), k[1], k[2]))
     data = strip_posts([posts[k] for k in keys], remove)
@@ -62,29 +66,22 @@ def load_20newsgroups(path=None, subset="train", remove=(), data_home=None):
 
 def strip_posts(texts, remove):
     """`texts` without the parts named in `remove`, by scikit-learn's rules."""
-    from sklearn.datasets import _twenty_newsgroups as sklearn_20news
-
-    # scikit-learn's order: headers, then footers, then quotes.
-    for kind, strip in (
-        ("headers", sklearn_20news.strip_newsgroup_header),
-        ("footers", sklearn_20news.strip_newsgroup_footer),
-        ("quotes", sklearn_20news.strip_newsgroup_quoting),
-    ):
+    for kind, strip in newsgroup_strippers():  # scikit-learn's order: headers, footers, quotes
         if kind in remove:
             texts = [strip(text) for text in texts]
     return texts
 
 
-def _read(path, splits, data_home):
+def _read(path, splits, data_home, required):
     if path is None:
         return _from_sklearn_cache(splits, data_home)
     path = os.path.expanduser(os.fspath(path))
     if os.path.isdir(path):
-        return _from_folders(path, splits)
+        return _from_folders(path, splits, required)
     if os.path.isfile(path):
         if not is_tar_archive(path):
             raise ValueError(f"'{path}' is not a tar archive: expected 20news-bydate.tar.gz, or its folders.")
-        return _from_archive(path, splits)
+        return _from_archive(path, splits, required)
     raise FileNotFoundError(
         f"No 20 Newsgroups data at '{path}'. Pass 20news-bydate.tar.gz, a folder with "
         f"{SPLITS['train']}/ and {SPLITS['test']}/, or one of those folders."
@@ -98,20 +95,22 @@ def _missing(origin, split):
     )
 
 
-def _from_folders(root, splits):
+def _from_folders(root, splits, required):
     posts = {}
     for split in splits:
         folder = os.path.join(root, SPLITS[split])
         if not os.path.isdir(folder) and os.path.basename(os.path.normpath(root)) == SPLITS[split]:
             folder = root  # the split folder itself
         if not os.path.isdir(folder):
-            raise _missing(root, split)
+            if split in required:
+                raise _missing(root, split)
+            continue
         for group in os.listdir(folder):
             if os.path.isdir(os.path.join(folder, group)):
                 for name in os.listdir(os.path.join(folder, group)):
                     with open(os.path.join(folder, group, name), encoding="latin-1") as file:
                         posts[split, group, name] = file.read()
-        if not any(key[0] == split for key in posts):
+        if split in required and not any(key[0] == split for key in posts):
             raise _missing(root, split)
     return posts
 
@@ -131,7 +130,7 @@ def _member_parts(member, origin):
     return parts[-3], parts[-2], parts[-1]
 
 
-def _from_archive(path, splits):
+def _from_archive(path, splits, required):
     wanted = {SPLITS[s]: s for s in splits}
     posts = {}
     with reading_archive(path), tarfile.open(path, "r:*") as archive:
@@ -140,7 +139,7 @@ def _from_archive(path, splits):
             if parts and parts[0] in wanted:
                 text = archive.extractfile(member).read().decode("latin-1")
                 posts[wanted[parts[0]], parts[1], parts[2]] = text
-    for split in splits:
+    for split in required:
         if not any(key[0] == split for key in posts):
             raise _missing(path, split)
     return posts
@@ -152,8 +151,12 @@ def _load_bunch_pickle(path, what, fix, encoding="ASCII"):
     with open(path, "rb") as file:
         data = file.read()
     try:
-        return restricted_loads(codecs.decode(data, "zlib_codec"), {**NUMPY_ARRAYS, **SKLEARN_BUNCH},
-                                f"{what} holds only Bunch objects, lists and arrays", encoding)
+        return restricted_loads(
+            codecs.decode(data, "zlib_codec"),
+            {**NUMPY_ARRAYS, **SKLEARN_BUNCH},
+            f"{what} holds only Bunch objects, lists and arrays",
+            encoding,
+        )
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError) as error:
         raise ValueError(f"'{path}' is not {what} ({error}){fix}") from error
 
@@ -164,8 +167,9 @@ def _from_sklearn_cache(splits, data_home):
     cache_path = os.path.join(get_data_home(data_home), SKLEARN_CACHE)
     if not os.path.exists(cache_path):
         fetch_20newsgroups(data_home=data_home, download_if_missing=True)  # downloads, writes the cache
-    cache = _load_bunch_pickle(cache_path, "a scikit-learn 20 Newsgroups cache",
-                               "; delete it and call again to download it anew")
+    cache = _load_bunch_pickle(
+        cache_path, "a scikit-learn 20 Newsgroups cache", "; delete it and call again to download it anew"
+    )
     posts = {}
     for split in splits:
         bunch = cache[split]

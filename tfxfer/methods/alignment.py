@@ -20,6 +20,8 @@ import math
 import keras
 from keras import ops
 
+from tfxfer.walk import walk_layers
+
 
 @keras.saving.register_keras_serializable(package="tfxfer")
 class GradientReversal(keras.layers.Layer):
@@ -60,8 +62,7 @@ class GradientReversalSchedule(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         value = self.coefficient(self.step)
-        # Nested ones too (inside DomainAdversarial): Keras' own recursive walk.
-        for layer in self.model._flatten_layers(include_self=False, recursive=True):
+        for layer in walk_layers(self.model):  # nested ones too (inside DomainAdversarial)
             if isinstance(layer, GradientReversal):
                 layer.coefficient.assign(value)
         self.step += 1
@@ -77,7 +78,9 @@ def coral_loss(source, target):
 
     def covariance(x):
         centred = x - ops.mean(x, axis=0, keepdims=True)
-        return ops.matmul(ops.transpose(centred), centred) / ops.maximum(ops.cast(ops.shape(x)[0], "float32") - 1.0, 1.0)
+        return ops.matmul(ops.transpose(centred), centred) / ops.maximum(
+            ops.cast(ops.shape(x)[0], "float32") - 1.0, 1.0
+        )
 
     dim = ops.cast(ops.shape(source)[1], "float32")
     return ops.sum(ops.square(covariance(source) - covariance(target))) / (4.0 * dim * dim)
@@ -93,7 +96,9 @@ def mmd_loss(source, target, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)):
     source, target = ops.cast(_flat(source), "float32"), ops.cast(_flat(target), "float32")
     both = ops.concatenate([source, target], axis=0)
     squared_norms = ops.sum(ops.square(both), axis=1)
-    distances = ops.maximum(squared_norms[:, None] + squared_norms[None, :] - 2.0 * ops.matmul(both, ops.transpose(both)), 0.0)
+    distances = ops.maximum(
+        squared_norms[:, None] + squared_norms[None, :] - 2.0 * ops.matmul(both, ops.transpose(both)), 0.0
+    )
     scale = ops.stop_gradient(ops.mean(distances)) + 1e-12
     kernel = sum(ops.exp(-distances / (scale * b)) for b in bandwidths)
     n = ops.shape(source)[0]
@@ -168,7 +173,9 @@ class DomainAdversarial(keras.layers.Layer):
     def call(self, inputs):
         source, target = inputs
         logits = ops.concatenate([self.domain_logits(source), self.domain_logits(target)], axis=0)
-        labels = ops.concatenate([ops.zeros_like(logits[: ops.shape(source)[0]]), ops.ones_like(logits[ops.shape(source)[0]:])], axis=0)
+        labels = ops.concatenate(
+            [ops.zeros_like(logits[: ops.shape(source)[0]]), ops.ones_like(logits[ops.shape(source)[0] :])], axis=0
+        )
         loss = ops.mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
         self.add_loss(self.weight * loss)
         return source

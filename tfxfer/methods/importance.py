@@ -29,8 +29,10 @@ class ImportanceWeights:
         return float(self.weights.sum() ** 2 / np.square(self.weights).sum())
 
     def __str__(self):
-        return (f"{len(self.weights)} importance weights, range {self.weights.min():.3g}-"
-                f"{self.weights.max():.3g}, effective sample size {self.effective_sample_size:.0f}")
+        return (
+            f"{len(self.weights)} importance weights, range {self.weights.min():.3g}-"
+            f"{self.weights.max():.3g}, effective sample size {self.effective_sample_size:.0f}"
+        )
 
 
 def _as_features(x, name):
@@ -75,7 +77,9 @@ def domain_classifier_weights(source, target, classifier=None, clip=20.0, folds=
 
     source, target = _as_features(source, "source"), _as_features(target, "target")
     if source.shape[1] != target.shape[1]:
-        raise ValueError(f"source has {source.shape[1]} features per sample and target {target.shape[1]}: they must match.")
+        raise ValueError(
+            f"source has {source.shape[1]} features per sample and target {target.shape[1]}: they must match."
+        )
     classifier = classifier or make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     x = np.concatenate([source, target])
     domain = np.r_[np.zeros(len(source)), np.ones(len(target))]
@@ -83,11 +87,6 @@ def domain_classifier_weights(source, target, classifier=None, clip=20.0, folds=
     p_target = cross_val_predict(classifier, x, domain, cv=splitter, method="predict_proba")[: len(source), 1]
     p_target = np.clip(p_target, 1e-6, 1 - 1e-6)
     return _normalised(p_target / (1 - p_target) * len(source) / len(target), clip)
-
-
-def _rbf(a, b, gamma):
-    squared = np.square(a).sum(1)[:, None] + np.square(b).sum(1)[None, :] - 2 * a @ b.T
-    return np.exp(-gamma * np.maximum(squared, 0))
 
 
 def kernel_mean_matching(source, target, gamma=None, bound=20.0, epsilon=None, ridge=1.0):
@@ -104,22 +103,28 @@ def kernel_mean_matching(source, target, gamma=None, bound=20.0, epsilon=None, r
     beyond a few thousand samples.
     """
     from scipy.optimize import minimize
+    from sklearn.metrics.pairwise import euclidean_distances, rbf_kernel
 
     source, target = _as_features(source, "source"), _as_features(target, "target")
     n_s, n_t = len(source), len(target)
     if gamma is None:
         sample = np.concatenate([source, target])[:1000]
-        squared = np.square(sample[:, None] - sample[None]).sum(-1)
+        squared = euclidean_distances(sample, squared=True)
         gamma = 1.0 / max(np.median(squared[squared > 0]), 1e-12)
     epsilon = (np.sqrt(n_s) - 1) / np.sqrt(n_s) if epsilon is None else epsilon
-    kernel = _rbf(source, source, gamma) + ridge * np.eye(n_s)
-    kappa = n_s / n_t * _rbf(source, target, gamma).sum(1)
+    kernel = rbf_kernel(source, source, gamma=gamma) + ridge * np.eye(n_s)
+    kappa = n_s / n_t * rbf_kernel(source, target, gamma=gamma).sum(1)
     constraints = [
         {"type": "ineq", "fun": lambda b: n_s * (1 + epsilon) - b.sum(), "jac": lambda b: -np.ones_like(b)},
         {"type": "ineq", "fun": lambda b: b.sum() - n_s * (1 - epsilon), "jac": lambda b: np.ones_like(b)},
     ]
     result = minimize(
-        lambda b: 0.5 * b @ kernel @ b - kappa @ b, np.ones(n_s), jac=lambda b: kernel @ b - kappa,
-        bounds=[(0.0, bound)] * n_s, constraints=constraints, method="SLSQP", options={"maxiter": 500},
+        lambda b: 0.5 * b @ kernel @ b - kappa @ b,
+        np.ones(n_s),
+        jac=lambda b: kernel @ b - kappa,
+        bounds=[(0.0, bound)] * n_s,
+        constraints=constraints,
+        method="SLSQP",
+        options={"maxiter": 500},
     )
     return _normalised(np.maximum(result.x, 0) + 1e-12, clip=None)

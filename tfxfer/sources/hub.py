@@ -12,7 +12,8 @@ import os
 
 import keras
 import tensorflow as tf
-from keras.src.saving import serialization_lib
+
+from tfxfer._compat import bind_variable, in_safe_mode
 
 _SAVED_MODEL_FILE = "saved_model.pb"
 BN_MODES = ("train", "frozen")
@@ -92,8 +93,7 @@ def _keras_view(variable):
         trainable=variable.trainable,
         name=name,
     )
-    view._value = variable  # the Keras TF backend keeps the tf.Variable here
-    return view
+    return bind_variable(view, variable)
 
 
 def _module_variables(module, functions):
@@ -133,7 +133,7 @@ class HubFeatures(keras.layers.Layer):
     Example:
 
     >>> import keras, numpy as np, tfxfer
-    >>> features = tfxfer.HubFeatures(tfxfer.embedded_source_path())
+    >>> features = tfxfer.HubFeatures(tfxfer.preset_path("digits04_cnn"))
     >>> model = keras.Sequential([keras.Input((8, 8, 1)), features,
     ...                           keras.layers.Dense(5)])
     >>> model(np.zeros((2, 8, 8, 1))).shape
@@ -161,15 +161,11 @@ class HubFeatures(keras.layers.Layer):
         self.arguments = dict(arguments or {})
         self._module = tf.saved_model.load(resolve_handle(self.handle))
         self._function, self._signature_input = self._select_function()
-        self._accepts_training = self._signature_input is None and _accepts(
-            self._function, "training"
-        )
+        self._accepts_training = self._signature_input is None and _accepts(self._function, "training")
         spec = self._declared_spec()
         self.module_dtype = tf.as_dtype(input_dtype or (spec.dtype if spec else tf.float32))
         functions = getattr(self._function, "concrete_functions", [self._function])
-        self.module_weights = [
-            _keras_view(v) for v in _module_variables(self._module, functions)
-        ]
+        self.module_weights = [_keras_view(v) for v in _module_variables(self._module, functions)]
         for view in self.module_weights:
             # As Keras does for the weights of a frozen layer; `layer.trainable
             # = True` turns the module's trainable variables back on.
@@ -261,7 +257,7 @@ class HubFeatures(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        if serialization_lib.in_safe_mode():
+        if in_safe_mode():
             raise ValueError(
                 f"This file contains a HubFeatures layer that loads the "
                 f"SavedModel '{config['handle']}', whose graph runs as saved; "

@@ -8,8 +8,10 @@ decoupled weight decay, are multiplied by the variable's multiplier.
 
 import keras
 
+from tfxfer._compat import PerGroupWeightDecay, optimizer_decays, optimizer_variable_index
 
-class _RateMultipliers:
+
+class _RateMultipliers(PerGroupWeightDecay):
     """Mixin: `rate_multipliers` maps variable paths (or path prefixes) to factors."""
 
     def __init__(self, *args, rate_multipliers=None, **kwargs):
@@ -28,16 +30,13 @@ class _RateMultipliers:
         return self.rate_multipliers[max(matches, key=len)] if matches else 1.0
 
     def update_step(self, gradient, variable, learning_rate):
-        factor = self._factor_by_index.get(self._get_variable_index(variable), 1.0)
+        factor = self._factor_by_index.get(optimizer_variable_index(self, variable), 1.0)
         learning_rate = keras.ops.cast(learning_rate, variable.dtype) * factor
-        if self.weight_decay and self._use_weight_decay(variable):
+        if self.weight_decay and optimizer_decays(self, variable):
             # Decoupled decay at the group's rate (the base class would use the base rate).
             decay = keras.ops.cast(self.weight_decay, variable.dtype)
             variable.assign(variable - variable * decay * learning_rate)
         return super().update_step(gradient, variable, learning_rate)
-
-    def _apply_weight_decay(self, variables):
-        """Weight decay happens in `update_step`, at each group's rate."""
 
     def get_config(self):
         return {**super().get_config(), "rate_multipliers": dict(self.rate_multipliers)}
