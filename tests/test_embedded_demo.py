@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tfxfer import HubFeatures, demo
-from tfxfer.sources.embedded import FEATURE_DIM, digits, embedded_source_path, verify_manifest
+from tfxfer.data.datasets import digit_images
+from tfxfer.sources.embedded import FEATURE_DIM, embedded_source_path, verify_manifest
 
 
 def test_embedded_source_matches_its_manifest_and_gives_features():
@@ -15,7 +16,7 @@ def test_embedded_source_matches_its_manifest_and_gives_features():
     manifest = verify_manifest(path)
     assert manifest["held_out_accuracy"] >= 0.95
     assert manifest["command"].startswith("python -m tfxfer.sources.embedded")
-    images, _ = digits((5, 6))
+    images, _ = digit_images((5, 6))
     features = HubFeatures(path)(images[:7])
     assert features.shape == (7, FEATURE_DIM) and features.dtype.name == "float32"
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfxfer import export_hub_module
 
-from conftest import IMAGE_SHAPE, small_bn_model
+from helpers import IMAGE_SHAPE, small_bn_model
 
 
 def test_module_follows_the_reusable_savedmodel_api(hub_module, source_model):
@@ -34,7 +34,7 @@ def test_existing_folder_is_not_overwritten(hub_module, source_model):
 
 def test_failed_export_leaves_nothing_behind(tmp_path):
     model = small_bn_model()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         export_hub_module(model, tmp_path / "module", (9, 9, 2))  # wrong input shape
     assert list(tmp_path.iterdir()) == []
 

@@ -36,8 +36,11 @@ def _only_value_errors(load, path):
 _word = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=6)
 _number = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from(["", "x", "1e", "--1"]))
 _line = st.builds(lambda w, ns: " ".join([w, *ns]), _word, st.lists(_number, max_size=5))
-_vector_text = st.builds(lambda header, lines: "\n".join([header, *lines]),
-                         st.sampled_from(["", "3 2", "2 3", "x y", "-1 2", "3"]), st.lists(_line, max_size=6))
+_vector_text = st.builds(
+    lambda header, lines: "\n".join([header, *lines]),
+    st.sampled_from(["", "3 2", "2 3", "x y", "-1 2", "3"]),
+    st.lists(_line, max_size=6),
+)
 
 
 @FUZZ
@@ -110,8 +113,13 @@ def _cifar_archive():
     return _tar_gz({f"{FOLDER}/{name}": batch(2) for name in (*TRAIN_BATCHES, TEST_BATCH)})
 
 
-NEWS = _tar_gz({f"20news-bydate-{split}/sci.space/{i}": f"Subject: post {i}\n\nwords {i}\n".encode()
-                for split in ("train", "test") for i in range(3)})
+NEWS = _tar_gz(
+    {
+        f"20news-bydate-{split}/sci.space/{i}": f"Subject: post {i}\n\nwords {i}\n".encode()
+        for split in ("train", "test")
+        for i in range(3)
+    }
+)
 CIFAR = _cifar_archive()
 
 

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from tfxfer import HubFeatures, ImageClassifier
-from tfxfer.sources.presets import load_source
 
 RAW = np.random.default_rng(0).integers(0, 256, size=(4, 40, 36, 3)).astype("uint8")
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"Unknown preset 'mobilenet/imagenet'.*mobilenet_v2/imagenet.*digits04_cnn"):
-        load_source("mobilenet/imagenet")
+    known = r"Unknown image source 'mobilenet/imagenet'.*mobilenet_v2/imagenet.*digits04_cnn"
+    with pytest.raises(ValueError, match=known):
+        ImageClassifier.from_preset("mobilenet/imagenet", 3)
 
 
 def test_keras_round_trip_keeps_outputs_and_compile(tmp_path):
@@ -61,9 +61,8 @@ def test_num_classes_is_validated():
 
 
 def test_labels_out_of_range_are_refused_at_the_boundary(tmp_path):
-
     import tfxfer
-    from tfxfer.transfer.feature_cache import fit_head
+    from tfxfer import fit_head
 
     model = tfxfer.ImageClassifier.from_preset("mobilenet_v2/random", num_classes=3, input_size=32)
     images = np.zeros((4, 32, 32, 3), "uint8")
@@ -76,7 +75,7 @@ def test_labels_out_of_range_are_refused_at_the_boundary(tmp_path):
 
 def test_wrong_channel_counts_are_refused_with_the_fix(tmp_path):
     import tfxfer
-    from tfxfer.transfer.feature_cache import fit_head
+    from tfxfer import fit_head
 
     model = tfxfer.ImageClassifier.from_preset("mobilenet_v2/random", num_classes=3, input_size=32)
     model.compile()

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import small_bn_model
 from tfxfer import ImageClassifier
+
+from helpers import small_bn_model
 
 
 def _model(**kwargs):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from tfxfer import HubFeatures
+from tfxfer.data.datasets import digit_images
 from tfxfer.methods.transferability import logme, transfer_report
-from tfxfer.sources.embedded import digits, embedded_source_path, feature_extractor
+from tfxfer.sources.embedded import embedded_source_path, feature_extractor
 
 
 def test_logme_prefers_features_that_carry_the_labels():
@@ -19,7 +20,7 @@ def test_logme_prefers_features_that_carry_the_labels():
 
 
 def test_logme_ranks_the_trained_source_above_random_weights_on_digits():
-    images, labels = digits((5, 6, 7, 8, 9))
+    images, labels = digit_images((5, 6, 7, 8, 9))
     trained = np.asarray(HubFeatures(embedded_source_path())(images))
     random_weights = feature_extractor(seed=0).predict(images, verbose=0)
     assert logme(trained, labels) > logme(random_weights, labels)
@@ -37,16 +38,18 @@ def test_distillation_moves_the_student_towards_the_teacher_and_keeps_the_teache
 
     from tfxfer.methods.distillation import distill
 
-    images, labels = digits((0, 1, 2, 3, 4))
+    images, labels = digit_images((0, 1, 2, 3, 4))
     keras.utils.set_random_seed(0)
     teacher = keras.Sequential([feature_extractor(seed=0), keras.layers.Dense(5)])
-    teacher.compile(optimizer=keras.optimizers.Adam(3e-3),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.compile(
+        optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     teacher.fit(images, labels, epochs=20, batch_size=32, verbose=0)
     assert np.mean(teacher.predict(images, verbose=0).argmax(1) == labels) > 0.95
     teacher_weights = [w.copy() for w in teacher.get_weights()]
-    student = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 16), keras.layers.Flatten(),
-                                keras.layers.Dense(5)])
+    student = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 16), keras.layers.Flatten(), keras.layers.Dense(5)]
+    )
 
     def agreement():
         return np.mean(student.predict(images, verbose=0).argmax(1) == teacher.predict(images, verbose=0).argmax(1))
@@ -58,5 +61,10 @@ def test_distillation_moves_the_student_towards_the_teacher_and_keeps_the_teache
     for kept, now in zip(teacher_weights, teacher.get_weights()):
         np.testing.assert_array_equal(kept, now)
     with pytest.raises(ValueError, match="teacher outputs 5 logits and the student 3"):
-        distill(teacher, keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]),
-                images, labels, epochs=1)
+        distill(
+            teacher,
+            keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]),
+            images,
+            labels,
+            epochs=1,
+        )

@@ -8,8 +8,8 @@ import tensorflow as tf
 from gensim.models import KeyedVectors
 
 import tfxfer
-from tfxfer.export import export_hub_module
-from tfxfer.sources.text_encoder import MaskedPooling1D
+from tfxfer import export_hub_module
+from tfxfer.sources.text_encoding import MaskedPooling1D
 from tfxfer.transfer.feature_cache import extract_features, fit_head
 
 SPACE = ["orbit", "rocket", "launch", "moon", "nasa", "shuttle"]
@@ -72,7 +72,10 @@ def test_keras_round_trip_and_raw_string_export(vectors, corpus, tmp_path):
     restored = keras.saving.load_model(tmp_path / "m.keras")
     probe = np.array(["rocket to the moon", "faith in god", "", "unknown words only"], dtype=object)
     np.testing.assert_allclose(restored.predict(probe, verbose=0), model.predict(probe, verbose=0), atol=1e-6)
-    assert restored.backbone.get_layer("vectorizer").get_vocabulary() == model.backbone.get_layer("vectorizer").get_vocabulary()
+    assert (
+        restored.backbone.get_layer("vectorizer").get_vocabulary()
+        == model.backbone.get_layer("vectorizer").get_vocabulary()
+    )
 
     tfxfer.export(model, tmp_path / "served")
     served = tf.saved_model.load(str(tmp_path / "served"))

@@ -1,13 +1,46 @@
 """tfxfer: transfer learning on Keras 3 / TensorFlow.
 
 Pretrained sources (TF-Hub modules, Keras Applications, word vectors)
-become Keras 3 layers; see `HubFeatures`, `ImageBackbone` and `WordVectors`.
+become Keras 3 layers (`HubFeatures`, `ImageBackbone`, `WordVectors`);
+task models (`ImageClassifier`, `TextClassifier`) put a head on them;
+`fit_head` and `fine_tune` train them; `export` writes a SavedModel that
+serves raw inputs. `presets()` lists the named sources.
+
+Documented subpackages: `tfxfer.data` (datasets, pipelines),
+`tfxfer.methods` (methods of the literature), `tfxfer.transfer`
+(fine-tuning primitives, per-group optimizers), `tfxfer.distribute`
+(strategies, precision), `tfxfer.plots`.
 """
 
-from tfxfer import distribute
-from tfxfer.export import export, export_hub_module
-from tfxfer.sources import HubFeatures, ImageBackbone, WordVectors, embedded_source_path, text_encoder
+from tfxfer import data, distribute, methods, plots, transfer
+from tfxfer.exporting import export, export_hub_module
+from tfxfer.recipes import evaluate_model
+from tfxfer.sources import HubFeatures, ImageBackbone, WordVectors, text_encoder
+from tfxfer.sources.registry import Preset, get_preset, preset_path, presets
 from tfxfer.tasks import ImageClassifier, TextClassifier
-from tfxfer.transfer import fine_tune
+from tfxfer.transfer import fine_tune, fit_head
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "HubFeatures",
+    "ImageBackbone",
+    "ImageClassifier",
+    "Preset",
+    "TextClassifier",
+    "WordVectors",
+    "data",
+    "distribute",
+    "evaluate_model",
+    "export",
+    "export_hub_module",
+    "fine_tune",
+    "fit_head",
+    "get_preset",
+    "methods",
+    "plots",
+    "preset_path",
+    "presets",
+    "text_encoder",
+    "transfer",
+]

@@ -17,6 +17,8 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
+__all__ = ["confusion_matrix", "label_budgets", "training_curves"]
+
 
 def _save(figure, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -72,8 +74,16 @@ def confusion_matrix(labels, predictions, class_names, path, title=None):
     figure = Figure(figsize=(size + 1, size))
     axes = figure.add_subplot()
     ConfusionMatrixDisplay.from_predictions(
-        labels, predictions, labels=np.arange(len(class_names)), display_labels=class_names, normalize="true",
-        values_format=".2f", ax=axes, colorbar=False, xticks_rotation="vertical", include_values=len(class_names) <= 12,
+        labels,
+        predictions,
+        labels=np.arange(len(class_names)),
+        display_labels=class_names,
+        normalize="true",
+        values_format=".2f",
+        ax=axes,
+        colorbar=False,
+        xticks_rotation="vertical",
+        include_values=len(class_names) <= 12,
     )
     accuracy = float(np.mean(np.asarray(labels) == np.asarray(predictions)))
     axes.set_title(f"{title + ': ' if title else ''}accuracy {100 * accuracy:.1f}%")
@@ -94,8 +104,9 @@ def label_budgets(results, path, title=""):
     axes = figure.add_subplot()
     for strategy in strategies:
         scores = [100 * np.asarray(results[(strategy, b)]) for b in budgets]
-        axes.errorbar(budgets, [s.mean() for s in scores], yerr=[s.std() for s in scores], marker="o", capsize=3,
-                      label=strategy)
+        axes.errorbar(
+            budgets, [s.mean() for s in scores], yerr=[s.std() for s in scores], marker="o", capsize=3, label=strategy
+        )
     axes.set_xticks(budgets)
     axes.set_xlabel("labelled examples per class")
     axes.set_ylabel("test accuracy %")

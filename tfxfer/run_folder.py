@@ -49,7 +49,8 @@ class RunFolder:
     def read_config(self):
         if not os.path.isfile(self.config_file):
             raise FileNotFoundError(
-                f"'{self.path}' is not a run folder (no config.json); pass the folder `tfxfer fit` wrote.")
+                f"'{self.path}' is not a run folder (no config.json); pass the folder `tfxfer fit` wrote."
+            )
         with open(self.config_file) as file:
             return json.load(file)
 
@@ -79,10 +80,14 @@ class RunFolder:
         """`plots/curves.png` and `plots/confusion.png`; their paths."""
         if not is_chief():
             return []
-        curves = plots.training_curves(histories, self.file("plots", "curves.png")) if any(
-            h is not None for h in histories.values()) else None
-        confusion = plots.confusion_matrix(labels, predictions, class_names, self.file("plots", "confusion.png"),
-                                           title=title)
+        curves = (
+            plots.training_curves(histories, self.file("plots", "curves.png"))
+            if any(h is not None for h in histories.values())
+            else None
+        )
+        confusion = plots.confusion_matrix(
+            labels, predictions, class_names, self.file("plots", "confusion.png"), title=title
+        )
         return [path for path in (curves, confusion) if path]
 
     def _write_json(self, path, content):

@@ -27,6 +27,7 @@ TEST_BATCH = "test_batch"
 FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
 
+
 def read_batch(data, origin):
     """Images (n, 32, 32, 3) uint8 and labels (n,) uint8 of one pickled batch."""
     try:
@@ -103,7 +104,9 @@ def _from_npz(path):
         splits.append((arrays["x_test"], arrays.get("y_test", np.empty(0))))
     for images, labels in splits:
         if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(labels.reshape(-1)):
-            raise ValueError(f"'{path}': images {images.shape} and labels {labels.shape} do not match (n, H, W, 3) and (n,).")
+            raise ValueError(
+                f"'{path}': images {images.shape} and labels {labels.shape} do not match (n, H, W, 3) and (n,)."
+            )
     cleaned = [(x.astype(np.uint8), y.reshape(-1).astype(np.uint8)) for x, y in splits]
     return cleaned[0], (cleaned[1] if len(cleaned) > 1 else None)
 

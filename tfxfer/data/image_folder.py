@@ -51,8 +51,15 @@ def load_image_folder(root, image_size, class_names=None, batch_size=256):
             f"(missing: {missing}, unexpected: {extra}). Rename or remove the folders."
         )
     dataset = keras.utils.image_dataset_from_directory(
-        root, labels="inferred", label_mode="int", class_names=class_names, color_mode="rgb",
-        image_size=tuple(image_size), batch_size=batch_size, shuffle=False, verbose=False,
+        root,
+        labels="inferred",
+        label_mode="int",
+        class_names=class_names,
+        color_mode="rgb",
+        image_size=tuple(image_size),
+        batch_size=batch_size,
+        shuffle=False,
+        verbose=False,
     )
     import tensorflow as tf
 

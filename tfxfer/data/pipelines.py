@@ -36,7 +36,9 @@ def image_dataset(images, labels=None, batch_size=32, shuffle=False, augment=Fal
     if shuffle:
         data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if augment:
-        counter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(lambda x: tf.stack([x, x // 2]))
+        counter = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
+            lambda x: tf.stack([x, x // 2])
+        )
         data = tf.data.Dataset.zip((data, counter))
 
         def apply(example, pair_seed):

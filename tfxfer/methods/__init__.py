@@ -15,6 +15,25 @@ from tfxfer.methods.alignment import (
     mmd_loss,
 )
 from tfxfer.methods.distillation import distill
-from tfxfer.methods.regularization import FeatureMapDistance, SourceAnchor, SpectralShrinkage
 from tfxfer.methods.importance import ImportanceWeights, domain_classifier_weights, kernel_mean_matching
+from tfxfer.methods.regularization import FeatureMapDistance, SourceAnchor, SpectralShrinkage
 from tfxfer.methods.transferability import TransferReport, logme, transfer_report
+
+__all__ = [
+    "DomainAdversarial",
+    "FeatureAlignment",
+    "FeatureMapDistance",
+    "GradientReversal",
+    "GradientReversalSchedule",
+    "ImportanceWeights",
+    "SourceAnchor",
+    "SpectralShrinkage",
+    "TransferReport",
+    "coral_loss",
+    "distill",
+    "domain_classifier_weights",
+    "kernel_mean_matching",
+    "logme",
+    "mmd_loss",
+    "transfer_report",
+]

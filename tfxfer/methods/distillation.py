@@ -22,7 +22,8 @@ def distill(teacher, student, x, y, epochs, temperature=3.0, alpha=0.5, optimize
 
     >>> import keras, numpy as np
     >>> x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 2
-    >>> teacher = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(2)])
+    >>> hidden = keras.layers.Dense(16, activation="relu")
+    >>> teacher = keras.Sequential([keras.Input((4,)), hidden, keras.layers.Dense(2)])
     >>> student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> history = distill(teacher, student, x, y, epochs=1, verbose=0)
     >>> sorted(k for k in history.history if k.endswith("loss"))

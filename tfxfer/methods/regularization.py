@@ -12,6 +12,8 @@ towards wherever fine-tuning had got to. Task models create it with
 term) are pass-through layers to place after the source in a model.
 """
 
+import copy
+
 import keras
 from keras import ops
 
@@ -30,37 +32,62 @@ class SourceAnchor(keras.layers.Layer):
     0.0
     """
 
-    def __init__(self, strength=1e-2, **kwargs):
+    def __init__(self, strength=1e-2, anchor_shapes=None, anchor_dtypes=None, **kwargs):
         super().__init__(**kwargs)
         self.strength = float(strength)
-        self.anchors = []
         self._source_weights = lambda: []  # a function: Keras must not track another layer's variables here
+        # From a config: the anchors exist (zeros) so that saved values load into them.
+        shapes, dtypes = anchor_shapes or [], anchor_dtypes or ["float32"] * len(anchor_shapes or [])
+        self.anchors = [self._anchor(i, shape, dtype) for i, (shape, dtype) in enumerate(zip(shapes, dtypes))]
+
+    def _anchor(self, index, shape, dtype):
+        return self.add_weight(
+            shape=tuple(shape), initializer="zeros", trainable=False, name=f"anchor_{index}", dtype=dtype
+        )
 
     def watch(self, source):
+        """Anchors the trainable weights of `source` at their current values.
+
+        A layer restored from a config or file already holds its anchors:
+        watching then only re-attaches the source, keeping them.
+        """
         weights = [w for w in source.weights if w.trainable]  # the variable's own flag: frozen or not
         self._source_weights = lambda: weights
-        self.anchors = [
-            self.add_weight(shape=w.shape, initializer="zeros", trainable=False, name=f"anchor_{i}", dtype=w.dtype)
-            for i, w in enumerate(weights)
-        ]
+        if self.anchors:
+            found, expected = [tuple(w.shape) for w in weights], [tuple(a.shape) for a in self.anchors]
+            if found != expected:
+                raise ValueError(
+                    f"This SourceAnchor holds anchors for weights of shapes {expected}; the source "
+                    f"'{source.name}' has trainable weights of shapes {found}. Watch the source it was made for."
+                )
+            return self
+        self.anchors = [self._anchor(i, w.shape, w.dtype) for i, w in enumerate(weights)]
         for anchor, weight in zip(self.anchors, weights):
             anchor.assign(weight.value)
         return self
 
     def penalty(self):
-        terms = [ops.sum(ops.square(ops.cast(w, "float32") - ops.cast(a, "float32")))
-                 for w, a in zip(self._source_weights(), self.anchors)]
+        terms = [
+            ops.sum(ops.square(ops.cast(w, "float32") - ops.cast(a, "float32")))
+            for w, a in zip(self._source_weights(), self.anchors)
+        ]
         return self.strength * (ops.sum(ops.stack(terms)) if terms else 0.0)
 
     def call(self, inputs):
-        self.add_loss(self.penalty())
+        if self._source_weights():  # restored but not yet re-attached with watch(): no source to anchor
+            self.add_loss(self.penalty())
         return inputs
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "strength": self.strength}
+        return {
+            **super().get_config(),
+            "strength": self.strength,
+            "anchor_shapes": [list(a.shape) for a in self.anchors],
+            "anchor_dtypes": [str(a.dtype) for a in self.anchors],
+        }
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -136,11 +163,14 @@ class FeatureMapDistance(keras.layers.Layer):
         return input_shape[1]
 
     def get_config(self):
-        return {**super().get_config(), "reference": keras.saving.serialize_keras_object(self.reference),
-                "strength": self.strength}
+        return {
+            **super().get_config(),
+            "reference": keras.saving.serialize_keras_object(self.reference),
+            "strength": self.strength,
+        }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # deserialization consumes the nested config
         config["reference"] = keras.saving.deserialize_keras_object(config["reference"])
         return cls(**config)

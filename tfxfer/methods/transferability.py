@@ -41,8 +41,11 @@ def _evidence(values, projected, target, n, max_iterations=100, tolerance=1e-3):
     mean = beta * projected / (alpha + beta * values)
     residual_sq = max(target_sq - 2 * float(mean @ projected) + float(values @ (mean * mean)), 1e-12)
     evidence = (
-        dim / 2 * np.log(alpha) + n / 2 * np.log(beta) - n / 2 * np.log(2 * np.pi)
-        - beta / 2 * residual_sq - alpha / 2 * float(mean @ mean)
+        dim / 2 * np.log(alpha)
+        + n / 2 * np.log(beta)
+        - n / 2 * np.log(2 * np.pi)
+        - beta / 2 * residual_sq
+        - alpha / 2 * float(mean @ mean)
         - 0.5 * float(np.log(alpha + beta * values).sum())
     )
     return evidence / n
@@ -94,8 +97,11 @@ class TransferReport:
         lines = [f"transferred  {self.transferred:.4f}", f"from scratch {self.scratch:.4f}"]
         if self.linear_probe is not None:
             lines.append(f"linear probe {self.linear_probe:.4f}")
-        verdict = ("NEGATIVE TRANSFER: the source hurts; train from scratch or pick another source"
-                   if self.negative_transfer else f"transfer gains {self.transferred - self.scratch:+.4f}")
+        verdict = (
+            "NEGATIVE TRANSFER: the source hurts; train from scratch or pick another source"
+            if self.negative_transfer
+            else f"transfer gains {self.transferred - self.scratch:+.4f}"
+        )
         return "\n".join([*lines, verdict])
 
 

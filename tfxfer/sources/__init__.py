@@ -1,7 +1,8 @@
 """Pretrained sources as Keras 3 layers: TF-Hub modules, Keras Applications, word vectors."""
 
 from tfxfer.sources.applications import ImageBackbone
-from tfxfer.sources.embedded import embedded_source_path
 from tfxfer.sources.hub import HubFeatures
-from tfxfer.sources.text_encoder import text_encoder
+from tfxfer.sources.text_encoding import text_encoder
 from tfxfer.sources.word_vectors import WordVectors
+
+__all__ = ["HubFeatures", "ImageBackbone", "WordVectors", "text_encoder"]

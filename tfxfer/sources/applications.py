@@ -112,12 +112,14 @@ def _load_application(architecture, weights, input_size):
         except Exception as error:  # the download: URL, HTTP or OS errors
             if weights is None:
                 raise
+            wanted = re.search(r"[\w.-]+\.h5", str(error))  # Keras' error quotes the URL of the file
             raise ConnectionError(
                 f"Could not get the ImageNet weights of {architecture!r} "
-                f"({type(error).__name__}: {error}). Without network, copy "
-                "the Keras weights file into the Keras cache "
-                f"('{keras_cache_folder('models')}'; set KERAS_HOME to move it), or "
-                "pass weights='path/to/weights_no_top.h5'."
+                f"({type(error).__name__}: {error}). Without network, either copy "
+                f"{repr(wanted.group(0)) if wanted else 'the Keras weights file'} into the Keras cache "
+                f"('{keras_cache_folder('models')}'; set KERAS_HOME to move it), or pass a local "
+                "'..._no_top.h5' file of any input size: weights='path/to/file.h5' "
+                "(tfxfer fit image: --weights PATH)."
             ) from error
     path = os.path.expanduser(os.fspath(weights))
     if not os.path.isfile(path):
@@ -169,15 +171,11 @@ class ImageBackbone(keras.Model):
                 "weights, input_size, pooling, and Keras' name, trainable, dtype."
             )
         if pooling not in _POOLINGS:
-            raise ValueError(
-                f"pooling must be one of {_POOLINGS}. Received: pooling={pooling!r}"
-            )
+            raise ValueError(f"pooling must be one of {_POOLINGS}. Received: pooling={pooling!r}")
         spec = _architecture(architecture)
         input_size = int(input_size or spec.input_size)
         if input_size < 32:
-            raise ValueError(
-                f"input_size must be at least 32 pixels. Received: input_size={input_size}"
-            )
+            raise ValueError(f"input_size must be at least 32 pixels. Received: input_size={input_size}")
 
         # === Layers ===
         application = _load_application(architecture, weights, input_size)
@@ -200,6 +198,20 @@ class ImageBackbone(keras.Model):
         self.input_size = input_size
         self.pooling = pooling
         self.application = application
+
+    @classmethod
+    def from_preset(cls, preset, input_size=None, weights=None, **kwargs):
+        """The backbone of a Keras Applications preset, e.g. `"resnet50/imagenet"`
+        (`tfxfer.presets("image")`); `weights` may name a local `.h5` file
+        that replaces the preset's."""
+        from tfxfer.sources.registry import get_preset, presets
+
+        preset_entry = get_preset(os.fspath(preset), "image")
+        if preset_entry is None or not preset_entry.architecture:
+            names = [p.name for p in presets("image") if p.architecture]
+            raise ValueError(f"ImageBackbone presets are {names}. Received: preset={preset!r}")
+        chosen = weights if weights is not None else (None if preset_entry.weights == "random" else "imagenet")
+        return cls(preset_entry.architecture, weights=chosen, input_size=input_size, **kwargs)
 
     @property
     def block_groups(self):

@@ -25,9 +25,14 @@ IMAGE_SHAPE = (8, 8, 1)
 
 
 def models_folder():
-    """`models/` of the repository, or `$TFXFER_MODELS` when set."""
-    default = pathlib.Path(__file__).resolve().parents[2] / "models"
-    return pathlib.Path(os.environ.get("TFXFER_MODELS", default))
+    """Where the shipped sources are: `$TFXFER_MODELS` when set; in an
+    installed package, `tfxfer/models/` (package data); in a checkout of
+    the repository, its top-level `models/` (the source of truth)."""
+    if os.environ.get("TFXFER_MODELS"):
+        return pathlib.Path(os.environ["TFXFER_MODELS"])
+    package = pathlib.Path(__file__).resolve().parents[1]
+    installed = package / "models"
+    return installed if installed.is_dir() else package.parent / "models"
 
 
 def embedded_source_path(verify=True, name=EMBEDDED_NAME, module="tfxfer.sources.embedded"):
@@ -51,8 +56,12 @@ def write_manifest(folder, **fields):
     import sklearn
     import tensorflow as tf
 
-    versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "scikit-learn": sklearn.__version__,
-                "gensim": gensim.__version__}
+    versions = {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "scikit-learn": sklearn.__version__,
+        "gensim": gensim.__version__,
+    }
     manifest = {**fields, "versions": versions, "files": _file_hashes(folder)}
     (pathlib.Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -80,9 +89,7 @@ def verify_manifest(folder):
     manifest = json.loads((pathlib.Path(folder) / MANIFEST).read_text())
     found = _file_hashes(folder)
     expected = manifest["files"]
-    bad = sorted(
-        name for name in set(expected) | set(found) if expected.get(name) != found.get(name)
-    )
+    bad = sorted(name for name in set(expected) | set(found) if expected.get(name) != found.get(name))
     if bad:
         raise ValueError(
             f"'{folder}' does not match its manifest (files {bad} differ, are "
@@ -90,16 +97,6 @@ def verify_manifest(folder):
             f"{folder}`) or rebuild it: {manifest['command']}"
         )
     return manifest
-
-
-def digits(classes):
-    """scikit-learn's 8x8 digits of `classes`: images (n, 8, 8, 1) in [0, 16], labels."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    keep = np.isin(data.target, classes)
-    images = data.images[keep].astype("float32")[..., None]
-    return images, data.target[keep].astype("int64")
 
 
 def feature_extractor(seed=None):
@@ -125,9 +122,10 @@ def build_embedded_source(folder, seed=0, epochs=40):
     """Trains the source on digits 0-4, exports it to `folder`, writes the manifest."""
     import keras
 
-    from tfxfer.export import export_hub_module
+    from tfxfer.data.datasets import digit_images
+    from tfxfer.exporting import export_hub_module
 
-    images, labels = digits(SOURCE_CLASSES)
+    images, labels = digit_images(SOURCE_CLASSES)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels))
     held_out, train = order[: len(order) // 5], order[len(order) // 5 :]

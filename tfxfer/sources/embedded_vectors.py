@@ -56,8 +56,17 @@ def build_embedded_vectors(folder, dim=100, epochs=10, min_count=3, seed=0, max_
 
     sentences = training_sentences()
     # One worker: the same seed gives the same vectors.
-    model = Word2Vec(sentences, vector_size=dim, window=5, min_count=min_count, max_final_vocab=max_words, sg=1,
-                     epochs=epochs, seed=seed, workers=1)
+    model = Word2Vec(
+        sentences,
+        vector_size=dim,
+        window=5,
+        min_count=min_count,
+        max_final_vocab=max_words,
+        sg=1,
+        epochs=epochs,
+        seed=seed,
+        workers=1,
+    )
     pathlib.Path(folder).mkdir(parents=True, exist_ok=False)
     model.wv.save_word2vec_format(os.path.join(folder, VECTORS_FILE), binary=True)
     tokens = sum(len(s) for s in sentences)

@@ -2,3 +2,5 @@
 
 from tfxfer.tasks.image_classifier import ImageClassifier
 from tfxfer.tasks.text_classifier import TextClassifier
+
+__all__ = ["ImageClassifier", "TextClassifier"]

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from tfxfer.sources.presets import load_source
+from tfxfer.sources.registry import image_source
 from tfxfer.tasks.task import Task
 
 
@@ -19,8 +19,10 @@ def _source_input_shape(source):
 class ImageClassifier(Task):
     """A source (`ImageBackbone`, `HubFeatures`, or any Keras model) and a head.
 
-    The head pools a feature map (global average), applies dropout and a
-    dense layer whose logits are float32, also under mixed precision.
+    The head pools a feature map (global average), standardises the
+    features (`feature_scaling`, adapted by `fit_head` and `fine_tune` on
+    the training data), applies dropout and a dense layer whose logits are
+    float32, also under mixed precision.
 
     Args:
         backbone: the source layer or model.
@@ -47,14 +49,12 @@ class ImageClassifier(Task):
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
         input_shape = tuple(input_shape or _source_input_shape(backbone) or ())
         if not input_shape:
-            raise ValueError(
-                "The source does not declare its input shape; pass "
-                "input_shape=(height, width, channels)."
-            )
+            raise ValueError("The source does not declare its input shape; pass input_shape=(height, width, channels).")
 
         # === Layers ===
         self.backbone = backbone
         self.pooling = keras.layers.GlobalAveragePooling2D(name="pooling")
+        self.feature_scaling = self._scaling_layer()
         self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
         self.head = self._logits_layer(num_classes, head_l2)
 
@@ -64,7 +64,7 @@ class ImageClassifier(Task):
         features = self._anchored(features, l2_sp)
         if len(features.shape) == 4:
             features = self.pooling(features)
-        logits = self.head(self.head_dropout(features))
+        logits = self.head(self.head_dropout(self.feature_scaling(features)))
         super().__init__(images, logits, **kwargs)
 
         # === Config ===
@@ -84,39 +84,34 @@ class ImageClassifier(Task):
             (3, 4): "RGBA images: drop the alpha channel, images[..., :3]",
             (1, 3): "colour images: convert to grey, images.mean(axis=-1, keepdims=True)",
         }
-        fix = ("a single image or a batch without channels: add the missing axis (images[None] or "
-               "images[..., None])") if images.ndim == 3 else fixes.get((channels, images.shape[-1]),
-                                                                        "resample or slice the channels")
+        fix = (
+            ("a single image or a batch without channels: add the missing axis (images[None] or images[..., None])")
+            if images.ndim == 3
+            else fixes.get((channels, images.shape[-1]), "resample or slice the channels")
+        )
         raise ValueError(
-            f"This model takes images (batch, height, width, {channels}); received shape {images.shape}. "
-            f"For {fix}."
+            f"This model takes images (batch, height, width, {channels}); received shape {images.shape}. For {fix}."
         )
 
-    def fit(self, x=None, y=None, **kwargs):
+    def prepare_inputs(self, x):
         self.check_images(x)
-        return super().fit(x, y, **kwargs)
-
-    def evaluate(self, x=None, y=None, **kwargs):
-        self.check_images(x)
-        return super().evaluate(x, y, **kwargs)
-
-    def predict(self, x, **kwargs):
-        self.check_images(x)
-        return super().predict(x, **kwargs)
+        return x
 
     @classmethod
     def from_preset(cls, preset, num_classes, dropout=0.2, l2_sp=None, head_l2=None, **source_kwargs):
         """A classifier on a named source, e.g. `"mobilenet_v2/imagenet"`.
 
-        See `tfxfer.sources.presets.preset_names()`; `source_kwargs` go to
-        the source (e.g. `input_size=96`).
+        `preset`: a name from `tfxfer.presets("image")`, a TF-Hub handle or
+        a SavedModel folder. `source_kwargs` go to the source: `input_size`
+        and `weights` (a local `.h5` file) for Keras Applications presets,
+        e.g. `input_size=96`.
         """
-        return cls(load_source(preset, **source_kwargs), num_classes, dropout=dropout, l2_sp=l2_sp, head_l2=head_l2)
+        return cls(image_source(preset, **source_kwargs), num_classes, dropout=dropout, l2_sp=l2_sp, head_l2=head_l2)
 
     @property
     def head_layers(self):
         """The layers trained from scratch (everything but the source)."""
-        return [self.pooling, self.head_dropout, self.head]
+        return [self.pooling, self.feature_scaling, self.head_dropout, self.head]
 
     def get_config(self):
         return {**super().get_config(), "input_shape": list(self.image_shape)}

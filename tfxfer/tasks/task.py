@@ -1,5 +1,8 @@
 """`Task`: what every tfxfer task model shares (KerasHub's Task, in small)."""
 
+import copy
+import inspect
+
 import keras
 import numpy as np
 
@@ -28,6 +31,26 @@ class Task(MultiWorkerFit, keras.Model):
         regularizer = keras.regularizers.L2(head_l2) if head_l2 else None
         return keras.layers.Dense(num_classes, dtype="float32", kernel_regularizer=regularizer, name="logits")
 
+    @staticmethod
+    def _scaling_layer():
+        """Standardises the source's pooled features before the head (a fixed
+        affine map once adapted; the identity before). A linear head then
+        trains at one learning rate whatever the source's feature scale."""
+        return keras.layers.Normalization(axis=-1, name="feature_scaling")
+
+    def adapt_feature_scaling(self, features):
+        """Sets the head's feature scaling from `features` (the source's
+        output for the training inputs), once: a second call keeps the first
+        statistics, which the trained head depends on. Returns whether it adapted."""
+        layer = getattr(self, "feature_scaling", None)
+        if layer is None or int(np.asarray(layer.count)) > 0:
+            return False
+        features = np.asarray(features, dtype="float32")
+        if features.ndim == 4:  # a feature map: the head pools it first
+            features = features.mean(axis=(1, 2))
+        layer.adapt(features)
+        return True
+
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """`keras.Model.compile` with defaults for integer labels and logits.
 
@@ -49,6 +72,44 @@ class Task(MultiWorkerFit, keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def prepare_inputs(self, x):
+        """The one hook for inputs: `fit`, `evaluate`, `predict` and the
+        `*_on_batch` methods pass `x` (and validation inputs) through it.
+        Subclasses check or convert what users hand them."""
+        return x
+
+    def _keras_call(self, method, *args, **kwargs):
+        """Calls `keras.Model.<method>` with Keras' own signature, after the
+        inputs went through `prepare_inputs` and the labels were checked."""
+        keras_method = getattr(keras.Model, method)
+        bound = inspect.signature(keras_method).bind(self, *args, **kwargs)
+        arguments = bound.arguments
+        arguments["x"] = self.prepare_inputs(arguments.get("x"))
+        self.check_labels(arguments.get("y"))
+        validation = arguments.get("validation_data")
+        if isinstance(validation, tuple | list) and validation:
+            arguments["validation_data"] = (self.prepare_inputs(validation[0]), *validation[1:])
+            self.check_labels(validation[1] if len(validation) > 1 else None)
+        return getattr(super(), method)(*bound.args[1:], **bound.kwargs)
+
+    def fit(self, *args, **kwargs):
+        return self._keras_call("fit", *args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        return self._keras_call("evaluate", *args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        return self._keras_call("predict", *args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        return self._keras_call("train_on_batch", *args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        return self._keras_call("test_on_batch", *args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        return self._keras_call("predict_on_batch", *args, **kwargs)
 
     @property
     def head_layers(self):
@@ -89,6 +150,6 @@ class Task(MultiWorkerFit, keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # Keras' deserialization consumes the nested config it is given
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)

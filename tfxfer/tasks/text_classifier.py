@@ -2,7 +2,9 @@
 
 import keras
 
-from tfxfer.sources.text_encoder import as_model_inputs, text_encoder
+from tfxfer.sources.hub import HubFeatures
+from tfxfer.sources.registry import text_source
+from tfxfer.sources.text_encoding import as_model_inputs, text_encoder
 from tfxfer.sources.word_vectors import WordVectors
 from tfxfer.tasks.task import Task
 
@@ -12,7 +14,9 @@ class TextClassifier(Task):
     """A text source (`text_encoder`, a `HubFeatures` text module, or any Keras
     model taking strings) and a head, on raw strings.
 
-    A source that returns one vector per text gets dropout and a dense layer;
+    A source that returns one vector per text gets feature standardisation
+    (`feature_scaling`, adapted by `fit_head` and `fine_tune`), dropout and
+    a dense layer;
     one that returns token vectors `(batch, steps, dim)` gets a small Conv1D
     (`conv_filters`, width 5, ReLU) and max pooling first. Logits are float32.
     `l2_sp` and `head_l2` as for `ImageClassifier`.
@@ -36,14 +40,15 @@ class TextClassifier(Task):
         strings = keras.Input((), dtype="string", name="texts")
         features = backbone(strings)
         features = self._anchored(features, l2_sp)
-        self.conv = self.sequence_pooling = None
-        if len(features.shape) == 3:
+        self.conv = self.sequence_pooling = self.feature_scaling = None
+        if len(features.shape) == 2:
+            self.feature_scaling = self._scaling_layer()
+        elif len(features.shape) == 3:
             self.conv = keras.layers.Conv1D(conv_filters, 5, padding="same", activation="relu", name="conv")
             self.sequence_pooling = keras.layers.GlobalMaxPooling1D(name="sequence_pooling")
         elif len(features.shape) != 2:
             raise ValueError(
-                f"The text source returns shape {features.shape}; expected (batch, dim) "
-                "or (batch, steps, dim)."
+                f"The text source returns shape {features.shape}; expected (batch, dim) or (batch, steps, dim)."
             )
         self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
         self.head = self._logits_layer(num_classes, head_l2)
@@ -51,6 +56,8 @@ class TextClassifier(Task):
         # === Functional Model ===
         if self.conv is not None:
             features = self.sequence_pooling(self.conv(features))
+        else:
+            features = self.feature_scaling(features)
         logits = self.head(self.head_dropout(features))
         super().__init__(strings, logits, **kwargs)
 
@@ -59,8 +66,19 @@ class TextClassifier(Task):
         self.conv_filters = conv_filters
 
     @classmethod
-    def from_word_vectors(cls, word_vectors, texts, num_classes, pooling="mean", dim=None, max_tokens=20000,
-                          sequence_length=256, trainable=None, dropout=0.2, seed=0):
+    def from_word_vectors(
+        cls,
+        word_vectors,
+        texts,
+        num_classes,
+        pooling="mean",
+        dim=None,
+        max_tokens=20000,
+        sequence_length=256,
+        trainable=None,
+        dropout=0.2,
+        seed=0,
+    ):
         """A classifier on word vectors, its vocabulary adapted on `texts`.
 
         Args:
@@ -75,24 +93,39 @@ class TextClassifier(Task):
         encoder = text_encoder(texts, word_vectors, dim, pooling, max_tokens, sequence_length, trainable, seed)
         return cls(encoder, num_classes, dropout=dropout)
 
-    # Keras turns a list of str into a numpy str array, which it cannot feed
-    # as tf.string; an object array it can. Accept both forms users have.
-    def fit(self, x=None, y=None, validation_data=None, **kwargs):
-        if isinstance(validation_data, tuple | list) and validation_data:
-            validation_data = (as_model_inputs(validation_data[0]), *validation_data[1:])
-        return super().fit(as_model_inputs(x), y, validation_data=validation_data, **kwargs)
+    @classmethod
+    def from_preset(cls, preset, num_classes, texts=None, dropout=0.2, seed=0, **encoder_kwargs):
+        """A classifier on a named text source.
 
-    def evaluate(self, x=None, y=None, **kwargs):
-        return super().evaluate(as_model_inputs(x), y, **kwargs)
+        Args:
+            preset: a name from `tfxfer.presets("text")` (`"wiki_news_w2v"`,
+                alias `"embedded"`), a word-vector file (word2vec, GloVe,
+                fastText), a TF-Hub text module handle or a SavedModel folder
+                taking strings.
+            texts: the training texts the vocabulary is adapted on (word
+                vectors only; unlabelled texts are welcome).
+            encoder_kwargs: `pooling`, `max_tokens`, `sequence_length`,
+                `trainable` for word vectors (see `from_word_vectors`).
+        """
+        kind, where = text_source(preset)
+        if kind == "module":
+            return cls(HubFeatures(where, input_dtype="string"), num_classes, dropout=dropout)
+        if texts is None:
+            raise ValueError(
+                f"The text source {preset!r} is word vectors: pass texts=... (the training texts, labelled or not) "
+                "so that the vocabulary can be adapted on them."
+            )
+        return cls.from_word_vectors(where, texts, num_classes, dropout=dropout, seed=seed, **encoder_kwargs)
 
-    def predict(self, x, **kwargs):
-        return super().predict(as_model_inputs(x), **kwargs)
+    def prepare_inputs(self, x):
+        # Keras turns a list of str into a numpy str array, which it cannot
+        # feed as tf.string; an object array it can. Accept both forms users have.
+        return as_model_inputs(x)
 
     @property
     def head_layers(self):
-        convolution = [self.conv, self.sequence_pooling] if self.conv is not None else []
-        return [*convolution, self.head_dropout, self.head]
+        start = [self.conv, self.sequence_pooling] if self.conv is not None else [self.feature_scaling]
+        return [*start, self.head_dropout, self.head]
 
     def get_config(self):
         return {**super().get_config(), "conv_filters": self.conv_filters}
-

@@ -7,10 +7,12 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tfxfer._compat import SavedModelRoot
 from tfxfer.distribute import is_chief
+from tfxfer.walk import walk_layers
 
 
-class _ReusableSavedModel(tf.__internal__.tracking.AutoTrackable):
+class _ReusableSavedModel(SavedModelRoot):
     """The object TF-Hub's reusable SavedModel API describes.
 
     `__call__(inputs, training=False)`, `variables`, `trainable_variables` and
@@ -34,18 +36,16 @@ class _ReusableSavedModel(tf.__internal__.tracking.AutoTrackable):
         self.__call__ = call
 
 
-def _write_verified(path, write, verify):
+def _write_verified(path, write, verify, strategy):
     """Writes with `write(folder)` into a staging folder beside `path`, runs
     `verify(folder)`, and only then renames it to `path`: a failed or
     interrupted export never leaves a model that looks complete. In a
     multi-worker cluster only the chief writes; the others return None."""
-    if not is_chief():
+    if not is_chief(strategy):
         return None
     path = os.fspath(path)
     if os.path.exists(path):
-        raise FileExistsError(
-            f"'{path}' already exists; remove it or choose another folder."
-        )
+        raise FileExistsError(f"'{path}' already exists; remove it or choose another folder.")
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
@@ -102,7 +102,7 @@ def export_hub_module(model, path, input_shape, input_dtype="float32", atol=1e-5
         got = reloaded(tf.constant(sample), training=False).numpy()
         _check_close(np.asarray(model(sample, training=False)), got, folder, atol)
 
-    return _write_verified(path, write, verify)
+    return _write_verified(path, write, verify, model.distribute_strategy)
 
 
 def _check_sizes(model):
@@ -116,12 +116,9 @@ def _check_sizes(model):
 def _vocabulary_words(model, count=20):
     import keras
 
-    stack = [model]
-    while stack:
-        layer = stack.pop()
+    for layer in walk_layers(model):
         if isinstance(layer, keras.layers.TextVectorization):
             return layer.get_vocabulary()[2 : 2 + count]
-        stack.extend(getattr(layer, "layers", []))
     return []
 
 
@@ -182,4 +179,4 @@ def export(model, path, atol=1e-5):
             expected = np.asarray(probabilities(inputs))
             _check_close(expected, reloaded.serve(tf.constant(inputs)).numpy(), folder, atol)
 
-    return _write_verified(path, write, verify)
+    return _write_verified(path, write, verify, model.distribute_strategy)

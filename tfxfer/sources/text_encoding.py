@@ -80,8 +80,9 @@ def as_model_inputs(x):
     return x
 
 
-def text_encoder(texts, word_vectors=None, dim=None, pooling="mean", max_tokens=20000, sequence_length=256,
-                 trainable=None, seed=0):
+def text_encoder(
+    texts, word_vectors=None, dim=None, pooling="mean", max_tokens=20000, sequence_length=256, trainable=None, seed=0
+):
     """A Keras model from raw strings to text features.
 
     Args:

@@ -1,0 +1,149 @@
+"""tfxfer as users get it: a wheel built from this tree, installed into a fresh
+virtual environment, used from a folder outside the repository."""
+
+import configparser
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+
+import pytest
+import setuptools
+
+from helpers import FIT_TEXT_DEFAULTS
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _listed_packages():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    return config["options"]["packages"].split()
+
+
+def test_setup_cfg_lists_every_package():
+    found = setuptools.find_packages(str(ROOT), include=["tfxfer", "tfxfer.*"])
+    assert sorted(_listed_packages()) == sorted([*found, "tfxfer.models"])
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(ROOT)],
+        check=True,
+        capture_output=True,
+        cwd=folder,
+    )
+    (path,) = folder.glob("tfxfer-*.whl")
+    return path
+
+
+def test_wheel_holds_the_shipped_sources_as_their_manifests_say(wheel, tmp_path):
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path)
+    for source in ("digits04_cnn", "wiki_news_w2v"):
+        manifest = json.loads((tmp_path / "tfxfer" / "models" / source / "manifest.json").read_text())
+        assert manifest["files"], source
+        for name in manifest["files"]:
+            assert f"tfxfer/models/{source}/{name}" in names, f"{source}/{name} is not in the wheel"
+    from tfxfer.sources.embedded import verify_manifest
+
+    verify_manifest(tmp_path / "tfxfer" / "models" / "digits04_cnn")  # sha256 of every file
+    verify_manifest(tmp_path / "tfxfer" / "models" / "wiki_news_w2v")
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory):
+    """A fresh venv with the wheel installed (no dependencies); the test
+    environment's packages reach it through a .pth line, tfxfer itself not."""
+    folder = tmp_path_factory.mktemp("venv")
+    venv.create(folder, with_pip=True)
+    python = folder / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    pathlib.Path(site, "test_environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    return folder
+
+
+def _run(installed, *command, cwd, timeout=600, **extra_environment):
+    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TFXFER_MODELS")}
+    environment.update(TF_CPP_MIN_LOG_LEVEL="3", **extra_environment)
+    result = subprocess.run(
+        [str(installed / "bin" / command[0]), *command[1:]],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_installed_tfxfer_is_the_wheel_and_finds_its_sources(installed, tmp_path):
+    where = _run(
+        installed,
+        "python",
+        "-c",
+        "import tfxfer; print(tfxfer.__file__); "
+        "print(tfxfer.preset_path('digits04_cnn')); print(tfxfer.preset_path('wiki_news_w2v'))",
+        cwd=tmp_path,
+    )
+    module, image_source, text_source = where.split()
+    for path in (module, image_source, text_source):
+        assert path.startswith(str(installed)), f"{path} is not inside the fresh environment"
+    listing = _run(installed, "tfxfer", "sources", cwd=tmp_path)
+    assert f"shipped: {image_source}" in listing and f"shipped: {text_source}" in listing
+
+
+@pytest.mark.slow
+def test_installed_cli_runs_the_demo_and_fit_text_with_defaults(installed, tmp_path):
+    demo = _run(
+        installed,
+        "tfxfer",
+        "demo",
+        "--seeds",
+        "1",
+        "--budgets",
+        "5",
+        "--epochs",
+        "2",
+        "--text-epochs",
+        "3",
+        "--plots",
+        str(tmp_path / "plots"),
+        cwd=tmp_path,
+    )
+    assert "fine-tuning" in demo and "vectors fine-tuned" in demo
+    fitted = _run(installed, "tfxfer", *FIT_TEXT_DEFAULTS, "--run-dir", str(tmp_path / "run"), "--quiet", cwd=tmp_path)
+    accuracy = float(fitted.split("test accuracy ")[1].split("%")[0])
+    assert accuracy > 60.0, fitted  # two classes: well above chance with the defaults
+    assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_text_notebook_runs_on_the_installed_form(installed, tmp_path):
+    """The Colab cell installs this wheel's form (pip builds one from the
+    repository): the notebook's code runs on it, outside the repository."""
+    cells = json.loads((ROOT / "notebooks" / "text_20newsgroups.ipynb").read_text())["cells"]
+    assert any('pip", "install"' in "".join(c["source"]) for c in cells), "the install cell changed"
+    code = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    (tmp_path / "notebook.py").write_text(code)
+    output = _run(installed, "python", "notebook.py", cwd=tmp_path, TFXFER_NOTEBOOK_SMALL="1", MPLBACKEND="Agg")
+    assert "test accuracy" in output and (tmp_path / "served" / "20news" / "saved_model.pb").exists()
