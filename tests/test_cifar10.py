@@ -17,7 +17,11 @@ def _batch(n):
     labels = RNG.integers(0, 10, size=n).tolist()
     # The real layout: rows of 1024 red, then green, then blue values.
     data = images.transpose(0, 3, 1, 2).reshape(n, 3072)
-    return images, np.array(labels, np.uint8), {b"batch_label": b"x", b"labels": labels, b"data": data, b"filenames": [b"f"] * n}
+    return (
+        images,
+        np.array(labels, np.uint8),
+        {b"batch_label": b"x", b"labels": labels, b"data": data, b"filenames": [b"f"] * n},
+    )
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import pytest
 
 from tfxfer import HubFeatures, ImageBackbone, ImageClassifier, fine_tune
 from tfxfer.transfer import unfreeze_top
-from tfxfer.transfer.fine_tune import group_rate_multipliers
+from tfxfer.transfer.fine_tuning import group_rate_multipliers
 
-from conftest import IMAGE_SHAPE
+from helpers import IMAGE_SHAPE
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 17, size=(24, *IMAGE_SHAPE)).astype("uint8")
@@ -44,7 +44,14 @@ def test_only_the_top_groups_move_and_bn_follows_the_switch(bn):
     if bn == "frozen":  # conv_b trains; bn_b keeps statistics, scale and offset
         assert changed == {"conv_b/kernel", "conv_b/bias"}
     else:  # bn_b trains and updates its moving statistics
-        assert changed == {"conv_b/kernel", "conv_b/bias", "bn_b/gamma", "bn_b/beta", "bn_b/moving_mean", "bn_b/moving_variance"}
+        assert changed == {
+            "conv_b/kernel",
+            "conv_b/bias",
+            "bn_b/gamma",
+            "bn_b/beta",
+            "bn_b/moving_mean",
+            "bn_b/moving_variance",
+        }
 
 
 @pytest.mark.parametrize("bn, statistics_move", [("frozen", False), ("train", True)])
@@ -53,7 +60,11 @@ def test_bn_switch_behaves_the_same_for_a_hub_module(hub_module, bn, statistics_
     model = ImageClassifier(source, num_classes=3, dropout=0.0)
     before = {v.name: np.array(v) for v in source._module.variables}
     fine_tune(model, IMAGES, LABELS, epochs=2, warmup_epochs=1, bn=bn, verbose=0, batch_size=8)
-    changed = {name for name, value in before.items() if not np.allclose(value, [v for v in source._module.variables if v.name == name][0])}
+    changed = {
+        name
+        for name, value in before.items()
+        if not np.allclose(value, [v for v in source._module.variables if v.name == name][0])
+    }
     assert any("kernel" in name for name in changed)  # the module is fine-tuned either way
     assert any("moving_mean" in name for name in changed) == statistics_move
 
@@ -73,8 +84,16 @@ def test_unfreeze_top_validates_and_reports_groups():
     assert unfreeze_top(source, "all", bn="train") == ["conv_a", "bn_a", "conv_b", "bn_b"]
     assert len(source.trainable_weights) == 8
     assert unfreeze_top(source, 0) == [] and source.trainable_weights == []
-    with pytest.raises(ValueError, match=r"from 0 to 4 .*conv_a.*Received: num_groups=5"):
-        unfreeze_top(source, 5)
+    with pytest.raises(ValueError, match=r"from 0 .*conv_a.*Received: num_groups=-1"):
+        unfreeze_top(source, -1)
+
+
+def test_more_groups_than_the_source_has_means_all_with_a_notice(caplog):
+    source = small_source()
+    with caplog.at_level("WARNING", logger="tfxfer"):
+        assert unfreeze_top(source, 5) == ["conv_a", "bn_a", "conv_b", "bn_b"]
+    (notice,) = caplog.messages
+    assert notice == "unfreeze=5: the source has 4 block group(s) (conv_a, bn_a, conv_b, bn_b); unfreezing all 4."
 
 
 def test_backbone_groups_get_discriminative_rates():

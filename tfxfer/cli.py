@@ -29,8 +29,14 @@ def main():
 @click.option("--budgets", default="5,10", show_default=True, help="Labels per class, comma-separated.")
 @click.option("--epochs", default=30, show_default=True, help="Epochs per image stage.")
 @click.option("--text-epochs", default=90, show_default=True, help="Epochs of the text head.")
-@click.option("--plots", "plots_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the label-budget plots.")
+@click.option(
+    "--plots",
+    "plots_dir",
+    default="runs/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the label-budget plots.",
+)
 def demo(seeds, budgets, epochs, text_epochs, plots_dir):
     """Transfer the embedded sources to digits 5-9 and to two newsgroups (offline)."""
     from tfxfer import demo as main_job
@@ -39,26 +45,86 @@ def demo(seeds, budgets, epochs, text_epochs, plots_dir):
     main_job.main(budgets=budgets, seeds=seeds, epochs=epochs, text_epochs=text_epochs, plots_dir=plots_dir)
 
 
+class _WordOrCount(click.ParamType):
+    """One of `words`, or an integer from 0; checked before any work starts."""
+
+    def __init__(self, *words):
+        self.words = words
+        self.name = "|".join((*words, "N"))
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value in self.words:
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not {' or '.join(self.words)} or an integer", param, ctx)
+        if number < 0:
+            self.fail(f"{number} is negative; pass 0 or more", param, ctx)
+        return number
+
+
+def _shown(name, default, **kwargs):
+    """An option whose default `--help` shows."""
+    return click.option(name, default=default, show_default=True, **kwargs)
+
+
 def _training_options(command):
     """The options `fit image` and `fit text` share."""
     options = [
-        click.option("--run-dir", required=True, type=click.Path(file_okay=False),
-                     help="Folder for config, metrics, TensorBoard logs, checkpoints, plots, model and export. "
-                          "Rerunning with the same folder resumes an interrupted fine-tuning."),
-        click.option("--head-epochs", default=10, show_default=True,
-                     help="Epochs of the head on cached source features (0 to skip)."),
-        click.option("--epochs", default=3, show_default=True, help="Fine-tuning epochs (0: feature extraction only)."),
-        click.option("--unfreeze", default="2", show_default=True,
-                     help="Top block groups of the source to fine-tune, or 'all'."),
-        click.option("--learning-rate", default=1e-3, show_default=True, help="Peak fine-tuning rate of the head."),
-        click.option("--batch-size", default=64, show_default=True, help="Global batch size (split across replicas)."),
-        click.option("--labels-per-class", type=int, help="Keep at most this many training examples per class."),
-        click.option("--strategy", "strategy_name", default="auto", show_default=True,
-                     type=click.Choice(STRATEGY_CHOICES), help="tf.distribute strategy (auto: from the machine)."),
-        click.option("--precision", default="float32", show_default=True, type=click.Choice(PRECISION_CHOICES)),
-        click.option("--export/--no-export", default=True, show_default=True,
-                     help="Write a SavedModel serving raw inputs to RUN_DIR/export."),
-        click.option("--seed", default=0, show_default=True),
+        click.option(
+            "--run-dir",
+            required=True,
+            type=click.Path(file_okay=False),
+            help="Folder for config, metrics, TensorBoard logs, checkpoints, plots, model and export. "
+            "Rerunning with the same folder resumes an interrupted fine-tuning.",
+        ),
+        _shown(
+            "--head-epochs",
+            "auto",
+            type=_WordOrCount("auto"),
+            help="Epochs of the head on cached source features (0 to skip). auto: at least "
+            "300 optimizer steps, early stopping on the validation split.",
+        ),
+        _shown(
+            "--epochs",
+            "auto",
+            type=_WordOrCount("auto"),
+            help="Fine-tuning epochs (0: feature extraction only). auto: at least 300 optimizer steps "
+            "and 5 epochs, early stopping on the validation split.",
+        ),
+        _shown(
+            "--unfreeze",
+            "all",
+            type=_WordOrCount("all"),
+            help="Top block groups of the source to fine-tune, or 'all' (more than the source has: all).",
+        ),
+        _shown(
+            "--learning-rate",
+            1e-3,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Peak fine-tuning rate of the head.",
+        ),
+        _shown("--batch-size", 64, type=click.IntRange(min=1), help="Global batch size (split across replicas)."),
+        click.option(
+            "--labels-per-class", type=click.IntRange(min=1), help="Keep at most this many training examples per class."
+        ),
+        click.option(
+            "--strategy",
+            "strategy_name",
+            default="auto",
+            show_default=True,
+            type=click.Choice(STRATEGY_CHOICES),
+            help="tf.distribute strategy (auto: from the machine).",
+        ),
+        _shown("--precision", "float32", type=click.Choice(PRECISION_CHOICES)),
+        click.option(
+            "--export/--no-export",
+            default=True,
+            show_default=True,
+            help="Write a SavedModel serving raw inputs to RUN_DIR/export.",
+        ),
+        _shown("--seed", 0),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for option in reversed(options):
@@ -72,46 +138,69 @@ def fit():
 
 
 @fit.command("image")
-@click.option("--source", default="mobilenet_v2/imagenet", show_default=True,
-              help="Preset (see `tfxfer sources`), TF-Hub handle, or SavedModel folder.")
-@click.option("--data", default="cifar10", show_default=True,
-              help="cifar10, digits, or a path: CIFAR-10 archive/folder/.npz, or a folder of class folders.")
-@click.option("--input-size", default=96, show_default=True, help="Side the images are resized to (Keras presets).")
-@click.option("--augment/--no-augment", default=None, help="Flip + pad/crop while fine-tuning [default: on, off for digits].")
+@_shown("--source", "mobilenet_v2/imagenet", help="Preset (see `tfxfer sources`), TF-Hub handle, or SavedModel folder.")
+@_shown(
+    "--data", "cifar10", help="cifar10, digits, or a path: CIFAR-10 archive/folder/.npz, or a folder of class folders."
+)
+@_shown(
+    "--input-size", 96, type=click.IntRange(min=32), help="Side the images are resized to (Keras Applications presets)."
+)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A local Keras Applications .h5 weights file (no top) for the preset's architecture.",
+)
+@click.option(
+    "--augment/--no-augment", default=None, help="Flip + pad/crop while fine-tuning [default: on, off for digits]."
+)
 @_training_options
-def fit_image(source, data, input_size, augment, **options):
+def fit_image(source, data, input_size, weights, augment, **options):
     """Fit an image classifier, e.g. MobileNetV2 (ImageNet) on CIFAR-10."""
     from tfxfer import recipes
+    from tfxfer.data import datasets
     from tfxfer.data.pipelines import image_dataset
 
-    loaded = _checked(lambda: recipes.load_image_data(data, image_size=(input_size, input_size), seed=options["seed"]))
+    loaded = _checked(lambda: datasets.load_image_data(data, image_size=(input_size, input_size), seed=options["seed"]))
     augment = data != "digits" if augment is None else augment
 
     def build(num_classes):
-        return recipes.image_model(source, num_classes, input_size=input_size)
+        return recipes.image_model(source, num_classes, input_size=input_size, weights=weights)
 
     def train(x, y):
-        return image_dataset(x, y, batch_size=options["batch_size"], shuffle=True, augment=augment,
-                             seed=options["seed"])
+        return image_dataset(
+            x, y, batch_size=options["batch_size"], shuffle=True, augment=augment, seed=options["seed"]
+        )
 
-    _fit("image", {"source": source, "data": data, "input_size": input_size, "augment": augment}, loaded, build,
-         train, **options)
+    _fit(
+        "image",
+        {"source": source, "data": data, "input_size": input_size, "weights": weights, "augment": augment},
+        loaded,
+        build,
+        train,
+        **options,
+    )
 
 
 @fit.command("text")
-@click.option("--source", default="embedded", show_default=True,
-              help="'embedded' (the shipped word vectors), a word2vec/GloVe/fastText file, or a TF-Hub text module.")
-@click.option("--data", default="20news", show_default=True,
-              help="20news, mini_newsgroup (offline sample), or a path: the 20 Newsgroups archive or its folders.")
-@click.option("--remove", default="headers,footers,quotes", show_default=True,
-              help="Parts of each post to strip, comma-separated ('' keeps all).")
+@_shown(
+    "--source",
+    "embedded",
+    help="'embedded' (the shipped word vectors), a word2vec/GloVe/fastText file, or a TF-Hub text module.",
+)
+@_shown(
+    "--data",
+    "20news",
+    help="20news, mini_newsgroup (offline sample), or a path: the 20 Newsgroups archive or its folders.",
+)
+@_shown("--remove", "headers,footers,quotes", help="Parts of each post to strip, comma-separated ('' keeps all).")
 @_training_options
 def fit_text(source, data, remove, **options):
     """Fit a text classifier, e.g. word vectors on 20 Newsgroups."""
     from tfxfer import recipes
+    from tfxfer.data import datasets
 
     remove = tuple(part for part in remove.split(",") if part)
-    loaded = _checked(lambda: recipes.load_text_data(data, remove=remove, seed=options["seed"]))
+    loaded = _checked(lambda: datasets.load_text_data(data, remove=remove, seed=options["seed"]))
 
     def build(num_classes):
         # The vocabulary comes from all training text: unlabelled text is cheap.
@@ -128,8 +217,26 @@ def _checked(load):
         raise click.ClickException(str(error)) from error
 
 
-def _fit(kind, settings, data, build, train, *, run_dir, head_epochs, epochs, unfreeze, learning_rate, batch_size,
-         labels_per_class, strategy_name, precision, export, seed, quiet):
+def _fit(
+    kind,
+    settings,
+    data,
+    build,
+    train,
+    *,
+    run_dir,
+    head_epochs,
+    epochs,
+    unfreeze,
+    learning_rate,
+    batch_size,
+    labels_per_class,
+    strategy_name,
+    precision,
+    export,
+    seed,
+    quiet,
+):
     import keras
 
     from tfxfer import distribute, recipes
@@ -137,38 +244,64 @@ def _fit(kind, settings, data, build, train, *, run_dir, head_epochs, epochs, un
 
     data = data.limited(labels_per_class, seed)
     run = RunFolder(run_dir)
-    run.write_config({"command": f"fit {kind}", **settings, "head_epochs": head_epochs, "epochs": epochs,
-                      "unfreeze": unfreeze, "learning_rate": learning_rate, "batch_size": batch_size,
-                      "labels_per_class": labels_per_class, "strategy": strategy_name, "precision": precision,
-                      "seed": seed, "class_names": data.class_names})
+    run.write_config(
+        {
+            "command": f"fit {kind}",
+            **settings,
+            "head_epochs": head_epochs,
+            "epochs": epochs,
+            "unfreeze": unfreeze,
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+            "labels_per_class": labels_per_class,
+            "strategy": strategy_name,
+            "precision": precision,
+            "seed": seed,
+            "class_names": data.class_names,
+        }
+    )
     distribute.set_precision(precision)
     strategy = distribute.strategy(strategy_name)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = _checked(lambda: build(len(data.class_names)))
-    click.echo(f"{kind}: {len(data.x_train)} training, {len(data.x_test)} test examples, "
-               f"{len(data.class_names)} classes; {strategy.num_replicas_in_sync} replica(s); run folder {run.path}")
+    click.echo(
+        f"{kind}: {len(data.x_train)} training, {len(data.x_test)} test examples, "
+        f"{len(data.class_names)} classes; {strategy.num_replicas_in_sync} replica(s); run folder {run.path}"
+    )
     results = recipes.train_and_report(
-        model, data, run, head_epochs=head_epochs, epochs=epochs, unfreeze=_unfreeze(unfreeze),
-        batch_size=batch_size, learning_rate=learning_rate, train=train, export=export, seed=seed,
+        model,
+        data,
+        run,
+        head_epochs=head_epochs,
+        epochs=epochs,
+        unfreeze=unfreeze,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        train=train,
+        export=export,
+        seed=seed,
         verbose=0 if quiet else "auto",
     )
-    click.echo(f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) on "
-               f"{results['test_examples']} examples; wrote {run.path}")
-
-
-def _unfreeze(value):
-    return value if value == "all" else int(value)
+    click.echo(
+        f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) on "
+        f"{results['test_examples']} examples; wrote {run.path}"
+    )
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", help="Data to test on (default: the run's own test split).")
-@click.option("--safe-mode/--no-safe-mode", default=True, show_default=True,
-              help="Load model.keras in Keras' safe mode; models holding a SavedModel module need --no-safe-mode.")
+@click.option(
+    "--safe-mode/--no-safe-mode",
+    default=True,
+    show_default=True,
+    help="Load model.keras in Keras' safe mode; models holding a SavedModel module need --no-safe-mode.",
+)
 def evaluate(run_dir, data, safe_mode):
     """Test figures and confusion matrix of a finished run (RUN_DIR/evaluation.json)."""
     from tfxfer import plots, recipes
+    from tfxfer.data import datasets
     from tfxfer.run_folder import RunFolder
 
     run = RunFolder(run_dir)
@@ -177,28 +310,35 @@ def evaluate(run_dir, data, safe_mode):
     name = data or config["data"]
     if config["command"] == "fit image":
         size = config["input_size"]
-        loaded = _checked(lambda: recipes.load_image_data(name, image_size=(size, size), seed=config["seed"]))
+        loaded = _checked(lambda: datasets.load_image_data(name, image_size=(size, size), seed=config["seed"]))
     else:
-        loaded = _checked(lambda: recipes.load_text_data(name, remove=tuple(config["remove"]), seed=config["seed"]))
+        loaded = _checked(lambda: datasets.load_text_data(name, remove=tuple(config["remove"]), seed=config["seed"]))
     results = recipes.evaluate_model(model, loaded)
     predictions = results.pop("predictions")
-    plots.confusion_matrix(loaded.y_test, predictions, loaded.class_names,
-                           run.file("plots", "evaluation_confusion.png"), title=str(name))
+    plots.confusion_matrix(
+        loaded.y_test, predictions, loaded.class_names, run.file("plots", "evaluation_confusion.png"), title=str(name)
+    )
     with open(run.file("evaluation.json"), "w") as file:
         json.dump({"data": name, **results}, file, indent=2)
-    click.echo(f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) "
-               f"on {results['test_examples']} examples of {name}")
+    click.echo(
+        f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) "
+        f"on {results['test_examples']} examples of {name}"
+    )
 
 
 @main.command("export")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path())
-@click.option("--safe-mode/--no-safe-mode", default=True, show_default=True,
-              help="Load model.keras in Keras' safe mode; models holding a SavedModel module need --no-safe-mode.")
+@click.option(
+    "--safe-mode/--no-safe-mode",
+    default=True,
+    show_default=True,
+    help="Load model.keras in Keras' safe mode; models holding a SavedModel module need --no-safe-mode.",
+)
 def export_command(run_dir, out, safe_mode):
     """Write RUN_DIR's model to OUT as a SavedModel serving raw images or strings."""
     from tfxfer import recipes
-    from tfxfer.export import export
+    from tfxfer.exporting import export
     from tfxfer.run_folder import RunFolder
 
     model = _checked(lambda: recipes.load_run_model(RunFolder(run_dir), safe_mode=safe_mode))
@@ -211,11 +351,15 @@ def export_command(run_dir, out, safe_mode):
 
 @main.command()
 def sources():
-    """The preset sources, and which are cached on this machine."""
-    from tfxfer.sources.sources_report import source_rows
+    """The preset sources, and which are on this machine."""
+    from tfxfer.sources.registry import hub_cache_modules, presets
 
-    for name, where in source_rows():
-        click.echo(f"{name:28} {where}")
+    for preset in presets():
+        aliases = f" (alias {', '.join(preset.aliases)})" if preset.aliases else ""
+        click.echo(f"{preset.name:24} {preset.kind:5}  {preset.description}{aliases}")
+        click.echo(f"{'':24} {'':5}  {preset.location}")
+    for name, folder in hub_cache_modules():
+        click.echo(f"{'tfhub: ' + name:24} {'':5}  cached: {folder}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import os
 import numpy as np
 import tqdm
 
-from tfxfer.sources.embedded import digits, embedded_source_path, feature_extractor
+from tfxfer.data.datasets import digit_images
+from tfxfer.sources.embedded import embedded_source_path, feature_extractor
 
 TARGET_CLASSES = (5, 6, 7, 8, 9)
 STRATEGIES = ("from scratch", "feature extraction", "fine-tuning")
@@ -96,15 +97,13 @@ def run(budgets=(5, 10), seeds=(0, 1, 2, 3, 4), epochs=30, progress=True):
         dict `{(strategy, per_class): [accuracy per seed]}`.
     """
     source = embedded_source_path()
-    images, labels = digits(TARGET_CLASSES)
+    images, labels = digit_images(TARGET_CLASSES)
     labels = labels - TARGET_CLASSES[0]
     runs = [(b, s) for b in budgets for s in seeds]
     results = {}
     for per_class, seed in tqdm.tqdm(runs, desc="demo", disable=not progress, unit="run"):
         train, test = few_label_split(labels, per_class, seed)
-        scores = score_strategies(
-            source, (images[train], labels[train]), (images[test], labels[test]), seed, epochs
-        )
+        scores = score_strategies(source, (images[train], labels[train]), (images[test], labels[test]), seed, epochs)
         for strategy, accuracy in scores.items():
             results.setdefault((strategy, per_class), []).append(accuracy)
     return results
@@ -120,7 +119,7 @@ def score_text_strategies(vectors, pool, train, test, seed, epochs):
     import keras
 
     from tfxfer.tasks.text_classifier import TextClassifier
-    from tfxfer.transfer.fine_tune import fine_tune
+    from tfxfer.transfer.fine_tuning import fine_tune
 
     (x_train, y_train), (x_test, y_test) = train, test
     scores = {}
@@ -140,8 +139,18 @@ def score_text_strategies(vectors, pool, train, test, seed, epochs):
     transfer = TextClassifier.from_word_vectors(vectors, pool, 2, seed=seed)
     fit(transfer, 1e-2, epochs)
     scores["transferred vectors"] = score(transfer)
-    fine_tune(transfer, x_train, y_train, epochs=epochs // 3, warmup_epochs=0, unfreeze=1, learning_rate=1e-2,
-              source_rate=0.1, batch_size=8, verbose=0)
+    fine_tune(
+        transfer,
+        x_train,
+        y_train,
+        epochs=epochs // 3,
+        warmup_epochs=0,
+        unfreeze=1,
+        learning_rate=1e-2,
+        source_rate=0.1,
+        batch_size=8,
+        verbose=0,
+    )
     scores["vectors fine-tuned"] = score(transfer)
     return scores
 
@@ -150,7 +159,7 @@ def run_text(budgets=(5, 10), seeds=(0, 1, 2, 3, 4), epochs=90, progress=True):
     """Like `run`, for the text transfer: `{(strategy, per_class): [accuracy]}`."""
     from tfxfer.data.newsgroups import load_mini_newsgroup, strip_posts
     from tfxfer.sources.embedded_vectors import embedded_vectors_path
-    from tfxfer.sources.text_encoder import as_text_array
+    from tfxfer.sources.text_encoding import as_text_array
     from tfxfer.sources.word_vectors import WordVectors
 
     sample = load_mini_newsgroup()
@@ -209,10 +218,12 @@ def main(budgets=(5, 10), seeds=5, epochs=30, text_epochs=90, plots_dir=None):
         from tfxfer import plots
 
         written = [
-            plots.label_budgets({(_PLOT_NAMES.get(s, s), b): v for (s, b), v in results.items()},
-                                os.path.join(plots_dir, "digits_budgets.png"), IMAGE_TITLE),
+            plots.label_budgets(
+                {(_PLOT_NAMES.get(s, s), b): v for (s, b), v in results.items()},
+                os.path.join(plots_dir, "digits_budgets.png"),
+                IMAGE_TITLE,
+            ),
             plots.label_budgets(text_results, os.path.join(plots_dir, "text_budgets.png"), TEXT_TITLE),
         ]
         print("\nplots: " + ", ".join(written))
     return results, text_results
-

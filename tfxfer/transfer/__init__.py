@@ -1,4 +1,24 @@
-"""Transfer strategies: staged fine-tuning, per-group learning rates."""
+"""Transfer strategies: feature extraction on cached features, staged
+fine-tuning, and the primitives they are made of (block groups, the
+BatchNorm switch, optimizers with per-group learning rates, how long a
+stage runs)."""
 
-from tfxfer.transfer.fine_tune import block_groups, fine_tune, set_batchnorm, unfreeze_top
+from tfxfer.transfer.budget import MIN_STEPS, stage_plan
+from tfxfer.transfer.feature_cache import extract_features, fit_head
+from tfxfer.transfer.fine_tuning import block_groups, fine_tune, set_batchnorm, unfreeze_top
 from tfxfer.transfer.optimizers import SGD, Adam, AdamW, warmup_cosine
+
+__all__ = [
+    "MIN_STEPS",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "block_groups",
+    "extract_features",
+    "fine_tune",
+    "fit_head",
+    "set_batchnorm",
+    "stage_plan",
+    "unfreeze_top",
+    "warmup_cosine",
+]

@@ -16,8 +16,10 @@ import keras
 import numpy as np
 import tqdm
 
-from tfxfer.sources.text_encoder import as_model_inputs
 from tfxfer.distribute import MultiWorkerFit
+from tfxfer.sources.text_encoding import as_model_inputs
+from tfxfer.transfer.budget import MIN_STEPS, stage_plan
+from tfxfer.transfer.fine_tuning import kept_compile_arguments, source_outputs
 from tfxfer.transfer.optimizers import warmup_cosine
 
 
@@ -70,8 +72,7 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
         bar = tqdm.tqdm(total=len(inputs), desc="extracting features", unit="input", disable=not progress)
         with bar:
             for start in range(0, len(inputs), batch_size):
-                # predict_on_batch runs Keras' compiled predict function: graph speed, inference mode.
-                batch = np.asarray(_predict_on_batch(source, inputs[start : start + batch_size]))
+                batch = source_outputs(source, inputs[start : start + batch_size])
                 if features is None:
                     features = np.lib.format.open_memmap(partial, "w+", np.float32, (len(inputs), *batch.shape[1:]))
                 features[start : start + len(batch)] = batch
@@ -86,19 +87,20 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
     return np.load(path, mmap_mode="r"), False
 
 
-def _predict_on_batch(source, batch):
-    if isinstance(source, keras.Model):
-        return source.predict_on_batch(batch)
-    return source(batch, training=False)  # a bare layer (e.g. HubFeatures): its own graph
-
-
 def _refuse_randomness_before(model):
     """Cached features assume the source sees the same image every epoch."""
     random_layers = [
         layer.name
         for layer in model.layers[: model.layers.index(model.backbone)]
-        if isinstance(layer, keras.layers.RandomFlip | keras.layers.RandomCrop | keras.layers.RandomRotation
-                      | keras.layers.RandomZoom | keras.layers.RandomTranslation | keras.layers.RandomContrast)
+        if isinstance(
+            layer,
+            keras.layers.RandomFlip
+            | keras.layers.RandomCrop
+            | keras.layers.RandomRotation
+            | keras.layers.RandomZoom
+            | keras.layers.RandomTranslation
+            | keras.layers.RandomContrast,
+        )
     ]
     if random_layers:
         raise ValueError(
@@ -108,16 +110,39 @@ def _refuse_randomness_before(model):
         )
 
 
-def fit_head(model, x, y, epochs, batch_size=32, learning_rate=3e-3, validation_data=None, cache_dir=None,
-             progress=True, **fit_kwargs):
+def fit_head(
+    model,
+    x,
+    y,
+    epochs="auto",
+    batch_size=32,
+    learning_rate=3e-3,
+    validation_data=None,
+    min_steps=None,
+    patience="auto",
+    cache_dir=None,
+    progress=True,
+    verbose="auto",
+    **fit_kwargs,
+):
     """Trains the head of a task model on cached source features.
 
     The source (`model.backbone`) is frozen; its features are extracted once
     (or read from the cache) and the model's own head layers are trained on
-    them, so `model` itself ends up trained. A compiled `model` trains with
-    its optimizer; otherwise Adam at `learning_rate` with a 10% warm-up and
-    cosine decay over the run (a head on fixed features takes a higher rate
-    than fine-tuning does).
+    them, so `model` itself ends up trained.
+
+    Args:
+        epochs: `"auto"` sizes the stage to the data: at least `min_steps`
+            optimizer steps (300) and 10 epochs, and with `validation_data`
+            early stopping on `val_loss` (patience 5, best weights kept);
+            or a number of epochs to run as asked.
+        learning_rate: peak rate of the default optimizer.
+        patience: see `tfxfer.transfer.budget.stage_plan`.
+
+    A compiled `model` trains with its own optimizer, loss and metrics;
+    otherwise Adam at `learning_rate` with a 10% warm-up and cosine decay
+    over the stage (a head on fixed features takes a higher rate than
+    fine-tuning does), and the task's default loss and metrics.
 
     Returns:
         the `History` of the head's `fit`.
@@ -129,17 +154,46 @@ def fit_head(model, x, y, epochs, batch_size=32, learning_rate=3e-3, validation_
         model.check_images(x)
     model.backbone.trainable = False
     features, _ = extract_features(model.backbone, x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
+    if hasattr(model, "adapt_feature_scaling"):
+        model.adapt_feature_scaling(features)
+    plan = stage_plan(
+        "head",
+        -(-len(features) // batch_size),
+        epochs,
+        validation=validation_data is not None,
+        min_steps=min_steps or MIN_STEPS,
+        patience=patience,
+    )
+    compiled = getattr(model, "compiled", False) and model.optimizer is not None
+    kept = kept_compile_arguments(model)
     with model.distribute_strategy.scope():  # the head's weights and optimizer state live there
         head = HeadOnFeatures([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])
-        if not (getattr(model, "compiled", False) and model.optimizer is not None):
-            steps = epochs * -(-len(features) // batch_size)
-            model.compile(optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, steps)))
-        head.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+        if not compiled:
+            model.compile(
+                optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, plan.epochs * plan.steps_per_epoch))
+            )
+            kept = kept_compile_arguments(model)
+        head.compile(optimizer=model.optimizer, **kept)
+    if verbose:
+        how = "the model's optimizer" if compiled else f"Adam at {learning_rate:g} (warm-up + cosine)"
+        print(f"fit_head, {plan.describe()}; {how}")
     if validation_data is not None:
         val_x, val_y = validation_data
-        val_features, _ = extract_features(model.backbone, val_x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
+        val_features, _ = extract_features(
+            model.backbone, val_x, batch_size=batch_size, cache_dir=cache_dir, progress=progress
+        )
         validation_data = (val_features, val_y)
-    return head.fit(features, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **fit_kwargs)
+    callbacks = [*plan.callbacks, *fit_kwargs.pop("callbacks", [])]
+    return head.fit(
+        features,
+        y,
+        epochs=plan.epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=verbose,
+        **fit_kwargs,
+    )
 
 
 class HeadOnFeatures(MultiWorkerFit, keras.Sequential):

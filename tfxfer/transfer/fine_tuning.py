@@ -10,14 +10,23 @@ again with the same arguments.
 """
 
 import collections
+import logging
 import math
 import os
 
 import keras
+import numpy as np
+import tensorflow as tf
 
+from tfxfer._compat import GuardedBackup
 from tfxfer.distribute import is_chief
 from tfxfer.sources.hub import HubFeatures
+from tfxfer.sources.text_encoding import as_model_inputs
+from tfxfer.transfer.budget import MIN_STEPS, stage_plan, steps_per_epoch
 from tfxfer.transfer.optimizers import OPTIMIZERS, warmup_cosine
+from tfxfer.walk import walk_layers
+
+_log = logging.getLogger("tfxfer")
 
 BN_POLICIES = ("frozen", "train")
 
@@ -31,12 +40,6 @@ def block_groups(source):
     return collections.OrderedDict([(source.name, [source])])  # HubFeatures: one opaque group
 
 
-def _walk(layer):
-    yield layer
-    for child in getattr(layer, "layers", []):
-        yield from _walk(child)
-
-
 def set_batchnorm(source, bn):
     """`"frozen"`: BatchNorm runs in inference mode and keeps its statistics.
 
@@ -47,7 +50,7 @@ def set_batchnorm(source, bn):
     """
     if bn not in BN_POLICIES:
         raise ValueError(f"bn must be one of {BN_POLICIES}. Received: bn={bn!r}")
-    for layer in _walk(source):
+    for layer in walk_layers(source):
         if isinstance(layer, HubFeatures):
             layer.bn = bn
         elif isinstance(layer, keras.layers.BatchNormalization) and bn == "frozen":
@@ -60,7 +63,8 @@ def unfreeze_top(source, num_groups, bn="frozen"):
     Args:
         source: the pretrained source (ImageBackbone, HubFeatures, a Keras model).
         num_groups: how many groups, counted from the top; `"all"` for all,
-            0 to freeze the source.
+            0 to freeze the source. More than the source has means all
+            (with a one-line notice).
         bn: the BatchNorm policy, see `set_batchnorm`.
 
     Returns:
@@ -69,15 +73,21 @@ def unfreeze_top(source, num_groups, bn="frozen"):
     groups = block_groups(source)
     names = list(groups)
     count = len(names) if num_groups == "all" else num_groups
-    if not isinstance(count, int) or not 0 <= count <= len(names):
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(
-            f"num_groups must be 'all' or an integer from 0 to {len(names)} "
-            f"(the groups are {names}). Received: num_groups={num_groups!r}"
+            f"num_groups must be 'all' or an integer from 0 (the groups are {names}). "
+            f"Received: num_groups={num_groups!r}"
         )
+    if count > len(names):
+        _log.warning(
+            f"unfreeze={count}: the source has {len(names)} block group(s) ({', '.join(names)}); "
+            f"unfreezing all {len(names)}."
+        )
+        count = len(names)
     top = names[len(names) - count :]
     # Every container on, each layer explicitly: a frozen container would hide
     # its layers' weights, and Keras skips assigning a flag it already holds.
-    for layer in _walk(source):
+    for layer in walk_layers(source):
         layer.trainable = True
     for name, layers in groups.items():
         for layer in layers:
@@ -105,21 +115,6 @@ def group_rate_multipliers(source, groups, source_rate=0.1, group_decay=1.0):
     return multipliers
 
 
-def _steps_per_epoch(x, batch_size, steps_per_epoch=None):
-    """Steps per epoch, for the learning-rate schedule."""
-    if steps_per_epoch:
-        return int(steps_per_epoch)
-    if not hasattr(x, "cardinality"):  # arrays (a Dataset's len() counts batches, not examples)
-        return max(-(-len(x) // (batch_size or 32)), 1)
-    cardinality = int(x.cardinality())
-    if cardinality < 1:
-        raise ValueError(
-            "The dataset's length is unknown (or infinite), so the schedule "
-            "cannot be laid out; pass steps_per_epoch=... to fine_tune."
-        )
-    return cardinality
-
-
 class _StopOnNaN(keras.callbacks.Callback):
     """Stops at the first NaN or infinite loss with an error (not a silent
     stop): raising skips `BackupAndRestore`'s end-of-training cleanup, so
@@ -135,16 +130,19 @@ class _StopOnNaN(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            kept = (f"the last finished epoch is kept in '{self.checkpoint_dir}': lower learning_rate "
-                    "and call fine_tune again to resume from it" if self.checkpoint_dir else
-                    "the weights are now unusable; pass checkpoint_dir= to keep the last finished epoch")
+            kept = (
+                f"the last finished epoch is kept in '{self.checkpoint_dir}': lower learning_rate "
+                "and call fine_tune again to resume from it"
+                if self.checkpoint_dir
+                else "the weights are now unusable; pass checkpoint_dir= to keep the last finished epoch"
+            )
             raise FloatingPointError(
                 f"The loss became {loss} in the {self.stage} stage, epoch {self.epoch + 1}, batch {batch + 1}; "
                 f"{kept}. Common causes: a learning rate too high for the source, or NaN in the inputs."
             )
 
 
-class _ChiefBackup(keras.callbacks.BackupAndRestore):
+class _ChiefBackup(GuardedBackup):
     """`BackupAndRestore` for one or many workers: every worker restores from
     the folder, only the chief writes or removes it (Keras' own callback
     would have all workers write the same files). The previous backup is
@@ -153,12 +151,11 @@ class _ChiefBackup(keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir):
         super().__init__(backup_dir, double_checkpoint=True)
 
-    def _save_model(self):
-        if is_chief():
-            super()._save_model()
+    def should_write(self):
+        return is_chief(self.model.distribute_strategy)
 
     def on_train_end(self, logs=None):
-        if is_chief():
+        if self.should_write():
             super().on_train_end(logs)
 
 
@@ -180,9 +177,46 @@ class _Stage:
         return [_ChiefBackup(os.path.join(self.folder, "backup"))] if self.folder else []
 
     def finish(self, model):
-        if self.folder and is_chief():
+        if self.folder and is_chief(model.distribute_strategy):
             os.makedirs(self.folder, exist_ok=True)
             model.save_weights(self.done_file)
+
+
+def source_outputs(source, batch):
+    """The source's outputs for one batch, in inference mode, as an array."""
+    if isinstance(source, keras.Model):  # Keras' compiled predict function: graph speed
+        return np.asarray(source.predict_on_batch(batch))
+    return np.asarray(source(batch, training=False))  # a bare layer (e.g. HubFeatures): its own graph
+
+
+def _adapt_scaling(model, x, limit=2048, batch_size=64):
+    """Adapts the head's feature scaling (once) on the source's features of
+    up to `limit` training inputs: arrays are sliced, datasets read batch by
+    batch."""
+    if not hasattr(model, "adapt_feature_scaling") or getattr(model, "feature_scaling", None) is None:
+        return
+    if int(np.asarray(model.feature_scaling.count)) > 0:
+        return
+    if isinstance(x, tf.data.Dataset):  # batched of inputs or (inputs, labels, ...)
+        batches = [batch[0] if isinstance(batch, tuple) else batch for batch in x.take(max(limit // 32, 1))]
+        sample = np.concatenate([np.asarray(b) for b in batches])[:limit]
+    else:
+        sample = as_model_inputs(x)[:limit]
+    batches = range(0, len(sample), batch_size)
+    model.adapt_feature_scaling(
+        np.concatenate([source_outputs(model.backbone, sample[i : i + batch_size]) for i in batches])
+    )
+
+
+def kept_compile_arguments(model):
+    """The loss, metrics and other `compile` arguments of a compiled model
+    (all but the optimizer), so that a stage that needs its own optimizer
+    keeps the rest; `{}` for a model never compiled (its defaults apply)."""
+    if not getattr(model, "compiled", False):
+        return {}
+    arguments = keras.saving.deserialize_keras_object(model.get_compile_config())
+    arguments.pop("optimizer", None)
+    return {key: value for key, value in arguments.items() if value is not None}
 
 
 def fine_tune(
@@ -190,8 +224,8 @@ def fine_tune(
     x,
     y=None,
     *,
-    epochs,
-    warmup_epochs=1,
+    epochs="auto",
+    warmup_epochs="auto",
     unfreeze="all",
     learning_rate=1e-3,
     source_rate=0.1,
@@ -201,7 +235,8 @@ def fine_tune(
     weight_decay=None,
     warmup_fraction=0.1,
     validation_data=None,
-    patience=None,
+    patience="auto",
+    min_steps=None,
     checkpoint_dir=None,
     batch_size=None,
     callbacks=(),
@@ -213,10 +248,13 @@ def fine_tune(
     Args:
         model: a task model with `.backbone` (e.g. `ImageClassifier`).
         x, y: training data, as for `keras.Model.fit`.
-        epochs: epochs of the fine-tuning stage.
-        warmup_epochs: epochs of the head warm-up (0 to skip it).
+        epochs: epochs of the fine-tuning stage; `"auto"` sizes it to the
+            data (at least `min_steps` optimizer steps, at least 5 epochs;
+            see `tfxfer.transfer.budget`).
+        warmup_epochs: epochs of the head warm-up, `"auto"` (at least
+            `min_steps` steps, at least 2 epochs) or 0 to skip it.
         unfreeze: how many of the source's top block groups to train,
-            or `"all"`.
+            or `"all"`; more than the source has means all.
         learning_rate: peak rate of the head; warm-up + cosine schedule.
         source_rate: multiplier of the top unfrozen group's rate.
         group_decay: each lower group's multiplier is this times the one above.
@@ -225,11 +263,18 @@ def fine_tune(
         weight_decay: decoupled weight decay, scaled per group like the rate.
         warmup_fraction: share of each stage's steps spent warming the rate up.
         validation_data: as for `fit`; early stopping watches `val_loss` then.
-        patience: epochs without improvement before early stopping (None: off).
+        patience: epochs without a better `val_loss` before a stage stops
+            (best weights kept); `"auto"`: with validation data and `"auto"`
+            epochs, 2; None: off.
+        min_steps: the least optimizer steps of an `"auto"` stage (300).
         checkpoint_dir: folder for per-epoch backups; rerunning with the same
             folder resumes an interrupted run without losing a finished epoch.
             With several workers, only the chief writes it and all read it.
         batch_size, callbacks, verbose, **fit_kwargs: passed to `fit`.
+
+    Each stage compiles its own optimizer (per-group rates need one); a
+    compiled model keeps its loss and metrics, an uncompiled one gets the
+    task's defaults. With `verbose`, each stage says what it runs.
 
     Returns:
         `{"warmup": History or None, "fine_tune": History or None}`; a stage
@@ -240,39 +285,59 @@ def fine_tune(
     if hasattr(model, "check_labels"):
         model.check_labels(y)
     source = model.backbone
-    steps = _steps_per_epoch(x, batch_size, fit_kwargs.get("steps_per_epoch"))
-    fit_kwargs = dict(
-        y=y, batch_size=batch_size, validation_data=validation_data, verbose=verbose, **fit_kwargs
-    )
-    monitor = "val_loss" if validation_data is not None else "loss"
-    stopping = [keras.callbacks.EarlyStopping(monitor, patience=patience, restore_best_weights=True)] if patience else []
+    steps = steps_per_epoch(x, batch_size, fit_kwargs.get("steps_per_epoch"))
+    if isinstance(x, tf.data.Dataset):  # shuffled by its maker; Keras warns on shuffle=True
+        fit_kwargs.setdefault("shuffle", False)
+    fit_kwargs = dict(y=y, batch_size=batch_size, validation_data=validation_data, verbose=verbose, **fit_kwargs)
+    kept = kept_compile_arguments(model)
 
-    def run(stage, stage_epochs, multipliers):
+    def plan(stage, stage_epochs):
+        return stage_plan(
+            stage,
+            steps,
+            stage_epochs,
+            validation=validation_data is not None,
+            min_steps=min_steps or MIN_STEPS,
+            patience=patience,
+        )
+
+    def run(stage, stage_plan_, multipliers):
         optimizer_class = OPTIMIZERS[optimizer]
         extra = {"weight_decay": weight_decay} if weight_decay else {}
         with model.distribute_strategy.scope():  # the optimizer's state lives where the weights do
             model.compile(
                 optimizer=optimizer_class(
-                    warmup_cosine(learning_rate, stage_epochs * steps, warmup_fraction),
+                    warmup_cosine(learning_rate, stage_plan_.epochs * steps, warmup_fraction),
                     rate_multipliers=multipliers,
                     **extra,
-                )
+                ),
+                **kept,
+            )
+        if verbose:
+            what = "the model's own loss and metrics" if kept else "the task's default loss and metrics"
+            print(
+                f"fine_tune, {stage_plan_.describe()}; {optimizer_class.__name__} at {learning_rate:g} "
+                f"(warm-up + cosine), {what}"
             )
         guard = _StopOnNaN(stage.name, checkpoint_dir)
         history = model.fit(
-            x, epochs=stage_epochs, callbacks=[*stage.callbacks(), *stopping, guard, *callbacks], **fit_kwargs
+            x,
+            epochs=stage_plan_.epochs,
+            callbacks=[*stage.callbacks(), *stage_plan_.callbacks, guard, *callbacks],
+            **fit_kwargs,
         )
         stage.finish(model)
         return history
 
     histories = {"warmup": None, "fine_tune": None}
+    _adapt_scaling(model, x)
     warmup = _Stage("warmup", checkpoint_dir)
     if warmup_epochs and not warmup.done(model):
         unfreeze_top(source, 0, bn)
-        histories["warmup"] = run(warmup, warmup_epochs, {})
+        histories["warmup"] = run(warmup, plan("warmup", warmup_epochs), {})
     tuning = _Stage("fine_tune", checkpoint_dir)
     groups = unfreeze_top(source, unfreeze, bn)
     if epochs and not tuning.done(model):
         multipliers = group_rate_multipliers(source, groups, source_rate, group_decay)
-        histories["fine_tune"] = run(tuning, epochs, multipliers)
+        histories["fine_tune"] = run(tuning, plan("fine_tune", epochs), multipliers)
     return histories

@@ -1,0 +1,89 @@
+"""Stages sized to the data: enough optimizer steps on few examples, early
+stopping on many (issue: defaults that win)."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfxfer import HubFeatures, ImageClassifier, fine_tune, fit_head
+from tfxfer.transfer.budget import DEFAULT_EPOCHS, MIN_STEPS, PATIENCE, stage_plan
+
+from helpers import IMAGE_SHAPE
+
+
+def test_few_steps_per_epoch_get_the_minimum_steps():
+    plan = stage_plan("head", steps_per_epoch=3, epochs="auto")
+    assert plan.epochs == 100 and plan.epochs * 3 >= MIN_STEPS
+    assert "at least 300 steps" in plan.describe()
+    assert plan.callbacks == []  # nothing to watch without validation data
+
+
+def test_many_steps_per_epoch_keep_the_default_epochs_and_stop_by_validation():
+    plan = stage_plan("fine_tune", steps_per_epoch=400, epochs="auto", validation=True)
+    assert plan.epochs == DEFAULT_EPOCHS["fine_tune"]
+    (stopper,) = plan.callbacks
+    assert isinstance(stopper, keras.callbacks.EarlyStopping)
+    assert stopper.patience == PATIENCE["fine_tune"] and stopper.restore_best_weights
+    assert "best weights kept" in plan.describe()
+
+
+def test_epochs_given_are_run_as_asked():
+    plan = stage_plan("head", steps_per_epoch=1, epochs=4, validation=True)
+    assert plan.epochs == 4 and plan.callbacks == []  # no early stop unless asked: patience="auto" is off
+    assert stage_plan("head", 1, epochs=4, validation=True, patience=1).callbacks
+    with pytest.raises(ValueError, match="epochs must be 'auto' or a non-negative integer"):
+        stage_plan("head", 1, epochs="many")
+
+
+def _clustered(count, seed=0, classes=3):
+    """Images whose brightness gives the class: easy for any source."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % classes
+    images = rng.integers(0, 4, size=(count, *IMAGE_SHAPE)) + 5 * labels[:, None, None, None]
+    return images.astype("uint8"), labels
+
+
+def test_fit_head_on_few_examples_runs_the_minimum_steps(hub_module, tmp_path, capsys):
+    images, labels = _clustered(20)
+    model = ImageClassifier(HubFeatures(str(hub_module)), num_classes=3)
+    history = fit_head(model, images, labels, batch_size=32, cache_dir=tmp_path, progress=False, verbose=2)
+    assert len(history.epoch) == MIN_STEPS  # one 20-example batch per epoch
+    assert int(model.optimizer.iterations) == MIN_STEPS
+    assert f"fit_head, head stage: {MIN_STEPS} epochs of 1 steps (at least {MIN_STEPS} steps" in capsys.readouterr().out
+
+
+def test_fit_head_on_many_examples_stops_when_validation_stalls(hub_module, tmp_path):
+    images, labels = _clustered(1200)
+    held_out, held_labels = _clustered(120, seed=1)
+    # Validation labels that contradict the training ones: the better the head
+    # learns, the worse val_loss gets, so it peaks early and training stops.
+    contradicting = (held_labels + 1) % 3
+    model = ImageClassifier(HubFeatures(str(hub_module)), num_classes=3, dropout=0.0)
+    history = fit_head(
+        model,
+        images,
+        labels,
+        batch_size=32,
+        validation_data=(held_out, contradicting),
+        cache_dir=tmp_path,
+        progress=False,
+        verbose=0,
+    )
+    ran = len(history.epoch)
+    assert ran < DEFAULT_EPOCHS["head"], history.history["val_loss"]
+    best = int(np.argmin(history.history["val_loss"]))
+    assert ran == best + 1 + PATIENCE["head"]
+    # The best epoch's weights are the model's now, not the last epoch's.
+    model.compile()
+    restored = model.evaluate(held_out, contradicting, verbose=0, return_dict=True)["loss"]
+    assert restored == pytest.approx(history.history["val_loss"][best], abs=1e-4)
+
+
+def test_fine_tune_auto_stages_run_min_steps_on_few_examples(hub_module):
+    images, labels = _clustered(16)
+    model = ImageClassifier(HubFeatures(str(hub_module), trainable=True), num_classes=3)
+    histories = fine_tune(model, images, labels, batch_size=8, min_steps=30, verbose=0)
+    # Two steps per epoch: the warm-up gets max(2 epochs, 30 steps) = 15 epochs,
+    # fine-tuning max(5 epochs, 30 steps) = 15 epochs.
+    assert len(histories["warmup"].epoch) == 15 and len(histories["fine_tune"].epoch) == 15
+    assert int(model.optimizer.iterations) == 30

@@ -1,0 +1,88 @@
+"""How long a training stage runs, sized to the data.
+
+An epoch count that is right for 50,000 images trains nothing on 200, so a
+stage asked to run `epochs="auto"` counts optimizer steps: it runs at least
+`min_steps` (and at least `default_epochs` epochs), and, with validation
+data, stops once the validation loss has not improved for `patience`
+epochs, keeping the best weights. `fit_head`, `fine_tune`, the CLI, the
+recipes and the demo all size their stages here.
+
+>>> plan = stage_plan("head", steps_per_epoch=7, epochs="auto")
+>>> plan.epochs, plan.epochs * 7 >= MIN_STEPS
+(43, True)
+>>> stage_plan("head", steps_per_epoch=500, epochs="auto").epochs
+10
+"""
+
+import dataclasses
+import math
+
+import keras
+
+MIN_STEPS = 300  # optimizer steps a stage runs at the least, however small the data
+DEFAULT_EPOCHS = {"head": 10, "warmup": 2, "fine_tune": 5}
+PATIENCE = {"head": 5, "warmup": 2, "fine_tune": 2}
+
+
+@dataclasses.dataclass
+class StagePlan:
+    """What a stage will run: `epochs`, and the early-stopping callbacks."""
+
+    stage: str
+    epochs: int
+    steps_per_epoch: int
+    callbacks: list
+    reason: str
+
+    def describe(self):
+        return f"{self.stage} stage: {self.epochs} epochs of {self.steps_per_epoch} steps ({self.reason})"
+
+
+def stage_plan(stage, steps_per_epoch, epochs="auto", validation=False, min_steps=MIN_STEPS, patience="auto"):
+    """The epochs and callbacks of one stage.
+
+    Args:
+        stage: `"head"`, `"warmup"` or `"fine_tune"` (their defaults differ).
+        steps_per_epoch: optimizer steps in one epoch.
+        epochs: `"auto"`, or a number of epochs to run as asked.
+        validation: whether validation data is given (early stopping then).
+        min_steps: the least number of optimizer steps for `"auto"`.
+        patience: epochs without a better validation loss before stopping;
+            `"auto"` per stage, None for no early stopping.
+    """
+    steps_per_epoch = max(int(steps_per_epoch), 1)
+    if patience == "auto":
+        patience = PATIENCE[stage] if validation and epochs == "auto" else None
+    if epochs == "auto":
+        default = DEFAULT_EPOCHS[stage]
+        needed = math.ceil(min_steps / steps_per_epoch)
+        epochs = max(default, needed)
+        reason = (
+            f"at least {min_steps} steps for {steps_per_epoch}-step epochs"
+            if needed > default
+            else f"default {default} epochs, over {min_steps} steps"
+        )
+    else:
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be 'auto' or a non-negative integer. Received: epochs={epochs!r}")
+        reason = "as asked"
+    callbacks = []
+    if patience and validation:
+        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True))
+        reason += f"; stops after {patience} epochs without a better val_loss, best weights kept"
+    return StagePlan(stage, epochs, steps_per_epoch, callbacks, reason)
+
+
+def steps_per_epoch(x, batch_size, steps=None):
+    """Optimizer steps in one epoch over `x` (arrays, or a batched dataset)."""
+    if steps:
+        return int(steps)
+    if not hasattr(x, "cardinality"):  # arrays (a Dataset's len() counts batches, not examples)
+        return max(-(-len(x) // (batch_size or 32)), 1)
+    cardinality = int(x.cardinality())
+    if cardinality < 1:
+        raise ValueError(
+            "The dataset's length is unknown (or infinite), so the schedule "
+            "cannot be laid out; pass steps_per_epoch=... to fine_tune."
+        )
+    return cardinality
