@@ -32,9 +32,9 @@ def shifted(images, kind, rng):
 
 
 def split_domains(kind, seed):
-    from tfxfer.sources.embedded import digits
+    from tfxfer.data import digit_images
 
-    images, labels = digits(tuple(range(10)))
+    images, labels = digit_images(tuple(range(10)))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(images))
     source, target = order[: len(order) // 2], order[len(order) // 2 :]
@@ -87,8 +87,11 @@ def cifar_domains(seed, per_domain, cache):
 def _compile(model):
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
 
 
 def single_domain(xs, ys, xt, yt, seed, epochs, sample_weight=None):
@@ -115,8 +118,7 @@ def two_domain(branch_factory, xs, ys, xt, yt, seed, epochs):
     _compile(model)
     pairs = np.random.default_rng(seed).choice(len(xt), len(xs))  # a target batch beside each source batch
     steps = epochs * -(-len(xs) // 32)
-    model.fit([xs, xt[pairs]], ys, epochs=epochs, batch_size=32, verbose=0,
-              callbacks=[GradientReversalSchedule(steps)])
+    model.fit([xs, xt[pairs]], ys, epochs=epochs, batch_size=32, verbose=0, callbacks=[GradientReversalSchedule(steps)])
     classifier = keras.Sequential([features, logits])
     _compile(classifier)
     return classifier.evaluate(xt, yt, verbose=0)[1]
@@ -126,15 +128,17 @@ def l2_sp_fine_tuning(per_class, seed, epochs, strength):
     import keras
 
     from tfxfer import HubFeatures, ImageClassifier
+    from tfxfer.data import digit_images
     from tfxfer.demo import few_label_split
-    from tfxfer.sources.embedded import digits, embedded_source_path
+    from tfxfer.sources.embedded import embedded_source_path
 
-    images, labels = digits((5, 6, 7, 8, 9))
+    images, labels = digit_images((5, 6, 7, 8, 9))
     labels = labels - 5
     train, test = few_label_split(labels, per_class, seed)
     keras.utils.set_random_seed(seed)
-    model = ImageClassifier(HubFeatures(embedded_source_path(), trainable=True), 5, dropout=0.0,
-                            input_shape=(8, 8, 1), l2_sp=strength)
+    model = ImageClassifier(
+        HubFeatures(embedded_source_path(), trainable=True), 5, dropout=0.0, input_shape=(8, 8, 1), l2_sp=strength
+    )
     _compile(model)
     model.fit(images[train], labels[train], epochs=epochs, batch_size=8, verbose=0)
     return model.evaluate(images[test], labels[test], verbose=0)[1]
@@ -156,8 +160,11 @@ def main():
     methods = {
         "source only": lambda d, s: single_domain(*d, s, args.epochs),
         "importance weights": lambda d, s: single_domain(
-            *d, s, args.epochs,
-            sample_weight=domain_classifier_weights(d[0].reshape(len(d[0]), -1), d[2].reshape(len(d[2]), -1)).weights),
+            *d,
+            s,
+            args.epochs,
+            sample_weight=domain_classifier_weights(d[0].reshape(len(d[0]), -1), d[2].reshape(len(d[2]), -1)).weights,
+        ),
         "DANN": lambda d, s: two_domain(lambda: DomainAdversarial(hidden=64, weight=0.1), *d, s, args.epochs),
         "CORAL": lambda d, s: two_domain(lambda: FeatureAlignment("coral", weight=10.0), *d, s, args.epochs),
         "MMD": lambda d, s: two_domain(lambda: FeatureAlignment("mmd", weight=1.0), *d, s, args.epochs),
@@ -170,8 +177,11 @@ def main():
             (xs, ys), (xt, yt) = split_domains(args.shift, seed)
         for name, run in methods.items():
             scores[name].append(run((xs, ys, xt, yt), seed))
-    title = ("CIFAR-10 -> corrupted CIFAR-10 (frozen MobileNetV2 features, MLP adapted)" if args.data == "cifar10"
-             else f"digits -> {args.shift} digits")
+    title = (
+        "CIFAR-10 -> corrupted CIFAR-10 (frozen MobileNetV2 features, MLP adapted)"
+        if args.data == "cifar10"
+        else f"digits -> {args.shift} digits"
+    )
     print(f"{title}, target accuracy %, mean ± std over {args.seeds} seeds")
     for name, values in scores.items():
         print(f"  {name:20} {100 * np.mean(values):5.1f} ± {100 * np.std(values):4.1f}")

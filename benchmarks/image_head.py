@@ -76,15 +76,19 @@ def main():
     # extraction's own, over all the images.
     rss_before = peak_rss_mib()
     start = time.perf_counter()
-    fit_head(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch, cache_dir=cache, progress=False, verbose=0)
+    fit_head(
+        model, x_train, y_train, epochs=args.epochs, batch_size=args.batch, cache_dir=cache, progress=False, verbose=0
+    )
     cold_time = time.perf_counter() - start
     features, _ = extract_features(model.backbone, x_train, batch_size=args.batch, cache_dir=cache, progress=False)
     val_features, _ = extract_features(model.backbone, x_val, batch_size=args.batch, cache_dir=cache, progress=False)
     rss_extraction = peak_rss_mib()
     resized = len(x) * args.size * args.size * 3 * 4 / 2**20
-    print(f"peak RSS over the extraction of {len(x)} images: {rss_extraction:.0f} MiB "
-          f"(+{rss_extraction - rss_before:.0f} MiB over the {rss_before:.0f} MiB before; features on disk "
-          f"{(features.nbytes + val_features.nbytes) / 2**20:.0f} MiB; all images resized would be {resized:.0f} MiB)")
+    print(
+        f"peak RSS over the extraction of {len(x)} images: {rss_extraction:.0f} MiB "
+        f"(+{rss_extraction - rss_before:.0f} MiB over the {rss_before:.0f} MiB before; features on disk "
+        f"{(features.nbytes + val_features.nbytes) / 2**20:.0f} MiB; all images resized would be {resized:.0f} MiB)"
+    )
 
     # Throughput on the same images and batch size, alternating the two after
     # a warm-up of each (the first runs on this machine are slower), best of 3.
@@ -94,19 +98,25 @@ def main():
         for name in rates:
             start = time.perf_counter()
             if name == "tfxfer":  # a fresh cache folder: a miss every time
-                extract_features(model.backbone, sample, batch_size=args.batch, cache_dir=tempfile.mkdtemp(), progress=False)
+                extract_features(
+                    model.backbone, sample, batch_size=args.batch, cache_dir=tempfile.mkdtemp(), progress=False
+                )
             else:
                 model.backbone.predict(sample, batch_size=args.batch, verbose=0)
             if round_:
                 rates[name].append(len(sample) / (time.perf_counter() - start))
     ours, plain = max(rates["tfxfer"]), max(rates["predict"])
-    print(f"extraction of {len(sample)} images, best of 3: keras predict {plain:.0f} img/s, "
-          f"tfxfer {ours:.0f} img/s, ratio {ours / plain:.3f}")
+    print(
+        f"extraction of {len(sample)} images, best of 3: keras predict {plain:.0f} img/s, "
+        f"tfxfer {ours:.0f} img/s, ratio {ours / plain:.3f}"
+    )
 
     # The same head training again, the features now on disk.
     model = classifier()
     start = time.perf_counter()
-    fit_head(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch, cache_dir=cache, progress=False, verbose=0)
+    fit_head(
+        model, x_train, y_train, epochs=args.epochs, batch_size=args.batch, cache_dir=cache, progress=False, verbose=0
+    )
     cached_time = time.perf_counter() - start
     cached_acc = model.evaluate(x_val, y_val, batch_size=args.batch, verbose=0)[1]
 
@@ -115,24 +125,34 @@ def main():
     naive.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch, verbose=0)
     naive_time = time.perf_counter() - start
     naive_acc = naive.evaluate(x_val, y_val, batch_size=args.batch, verbose=0)[1]
-    print(f"{args.epochs} epochs of head training: naive frozen fit {naive_time:.1f} s; cached {cold_time:.1f} s "
-          f"with the extraction (ratio {naive_time / cold_time:.1f}x), {cached_time:.1f} s from a warm cache "
-          f"(ratio {naive_time / cached_time:.1f}x); validation accuracy cached {cached_acc:.4f}, naive {naive_acc:.4f}")
+    print(
+        f"{args.epochs} epochs of head training: naive frozen fit {naive_time:.1f} s; cached {cold_time:.1f} s "
+        f"with the extraction (ratio {naive_time / cold_time:.1f}x), {cached_time:.1f} s from a warm cache "
+        f"(ratio {naive_time / cached_time:.1f}x); validation accuracy cached {cached_acc:.4f}, naive {naive_acc:.4f}"
+    )
 
     # Linear probe: fit_head's own recipe (an uncompiled classifier: Adam at
     # 3e-3, warm-up + cosine; default dropout) vs. scikit-learn on the same
     # features, as a user would call it and standardized with C picked on
     # the validation split (which favours it).
     probe = ImageClassifier(model.backbone, num_classes=10)
-    fit_head(probe, x_train, y_train, epochs=args.epochs, batch_size=args.batch, cache_dir=cache, progress=False, verbose=0)
+    fit_head(
+        probe, x_train, y_train, epochs=args.epochs, batch_size=args.batch, cache_dir=cache, progress=False, verbose=0
+    )
     probe_acc = probe.evaluate(x_val, y_val, batch_size=args.batch, verbose=0)[1]
     train_f, val_f = np.asarray(features), np.asarray(val_features)
     plain_lr = LogisticRegression(max_iter=2000).fit(train_f, y_train).score(val_f, y_val)
-    scaled = {c: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)).fit(train_f, y_train)
-              .score(val_f, y_val) for c in (1.0, 0.1, 0.01)}
+    scaled = {
+        c: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+        .fit(train_f, y_train)
+        .score(val_f, y_val)
+        for c in (1.0, 0.1, 0.01)
+    }
     best_c = max(scaled, key=scaled.get)
-    print(f"linear probe validation accuracy: tfxfer fit_head {probe_acc:.4f}; sklearn LogisticRegression "
-          f"{plain_lr:.4f}, standardized with C={best_c} (best of 1, 0.1, 0.01 on validation) {scaled[best_c]:.4f}")
+    print(
+        f"linear probe validation accuracy: tfxfer fit_head {probe_acc:.4f}; sklearn LogisticRegression "
+        f"{plain_lr:.4f}, standardized with C={best_c} (best of 1, 0.1, 0.01 on validation) {scaled[best_c]:.4f}"
+    )
 
 
 if __name__ == "__main__":

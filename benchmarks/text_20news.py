@@ -36,8 +36,9 @@ def budget_indices(labels, per_class, seed=0):
     if not per_class:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    return np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
-                                   for c in np.unique(labels)]))
+    return np.sort(
+        np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in np.unique(labels)])
+    )
 
 
 def tfidf_svc(x_train, y_train, x_val, y_val):
@@ -70,17 +71,38 @@ def tfxfer_accuracy(vectors, pool, x_train, y_train, x_val, y_val, epochs, dim=1
     from tfxfer import TextClassifier, fine_tune
 
     keras.utils.set_random_seed(0)
-    model = TextClassifier.from_word_vectors(vectors, pool if vectors else x_train, 20, dim=dim,
-                                             max_tokens=30000, sequence_length=400, dropout=0.2)
+    model = TextClassifier.from_word_vectors(
+        vectors, pool if vectors else x_train, 20, dim=dim, max_tokens=30000, sequence_length=400, dropout=0.2
+    )
     batch = 32
     steps = max(len(x_train) // batch, 1)
     stage_epochs = max(epochs, 300 // steps)  # few labels: enough steps to converge
     if vectors is None:
-        fine_tune(model, x_train, y_train, epochs=stage_epochs, warmup_epochs=0, unfreeze="all",
-                  learning_rate=3e-3, source_rate=1.0, batch_size=batch, verbose=0)
+        fine_tune(
+            model,
+            x_train,
+            y_train,
+            epochs=stage_epochs,
+            warmup_epochs=0,
+            unfreeze="all",
+            learning_rate=3e-3,
+            source_rate=1.0,
+            batch_size=batch,
+            verbose=0,
+        )
     else:
-        fine_tune(model, x_train, y_train, epochs=stage_epochs, warmup_epochs=stage_epochs, unfreeze=1,
-                  learning_rate=3e-2, source_rate=0.1, batch_size=batch, verbose=0)
+        fine_tune(
+            model,
+            x_train,
+            y_train,
+            epochs=stage_epochs,
+            warmup_epochs=stage_epochs,
+            unfreeze=1,
+            learning_rate=3e-2,
+            source_rate=0.1,
+            batch_size=batch,
+            verbose=0,
+        )
     return model.evaluate(x_val, y_val, batch_size=256, verbose=0)[1]
 
 
@@ -98,7 +120,7 @@ def main():
 
     from tfxfer import WordVectors
     from tfxfer.data.newsgroups import load_20newsgroups
-    from tfxfer.sources.text_encoder import as_text_array
+    from tfxfer.sources.text_encoding import as_text_array
 
     glove = WordVectors.load(GLOVE)
     rows = []
@@ -108,8 +130,11 @@ def main():
         x_pool, x_val, y_pool, y_val = train_test_split(texts, labels, test_size=0.2, stratify=labels, random_state=0)
         start = time.perf_counter()
         own = gensim_vectors(x_pool)
-        print(f"[{setting}] {len(x_pool)} train / {len(x_val)} validation posts; gensim word2vec on the "
-              f"unlabelled train text: {len(own)} words in {time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"[{setting}] {len(x_pool)} train / {len(x_val)} validation posts; gensim word2vec on the "
+            f"unlabelled train text: {len(own)} words in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
         for per_class in args.budgets:
             chosen = budget_indices(y_pool, per_class)
             x_train, y_train = x_pool[chosen], y_pool[chosen]
@@ -118,8 +143,10 @@ def main():
             for name, vectors in (("gensim w2v", own), ("glove sample", glove), ("scratch", None)):
                 row[name] = tfxfer_accuracy(vectors, x_pool, x_train, y_train, x_val, y_val, args.epochs)
             rows.append(row)
-            print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
-                  flush=True)
+            print(
+                "  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+                flush=True,
+            )
 
     columns = ["tfidf+svc", "gensim w2v", "glove sample", "scratch"]
     print("\nvalidation accuracy %")

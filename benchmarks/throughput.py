@@ -77,11 +77,15 @@ def measure(backbone_name, size, batch, precision, xla, steps):
     images = np.random.default_rng(0).integers(0, 256, (batch * steps, size, size, 3), dtype=np.uint8)
     labels = np.arange(len(images)) % 10
     backbone = ImageBackbone(backbone_name, weights=None, input_size=size)
-    extraction = best_rates({
-        "tfxfer": lambda: extract_features(backbone, images, batch_size=batch, cache_dir=tempfile.mkdtemp(),
-                                           progress=False),
-        "keras": lambda: backbone.predict(images, batch_size=batch, verbose=0),
-    }, len(images))
+    extraction = best_rates(
+        {
+            "tfxfer": lambda: extract_features(
+                backbone, images, batch_size=batch, cache_dir=tempfile.mkdtemp(), progress=False
+            ),
+            "keras": lambda: backbone.predict(images, batch_size=batch, verbose=0),
+        },
+        len(images),
+    )
 
     model = ImageClassifier(backbone, num_classes=10)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=xla)
@@ -90,13 +94,19 @@ def measure(backbone_name, size, batch, precision, xla, steps):
     scaled = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)  # MobileNet/ResNet-v2 style preprocess_input
     outputs = keras.layers.Dense(10, dtype="float32")(keras.layers.GlobalAveragePooling2D()(application(scaled)))
     reference = keras.Model(inputs, outputs)
-    reference.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=xla,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    reference.compile(
+        optimizer=keras.optimizers.Adam(1e-4),
+        jit_compile=xla,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     floats = images.astype("float32")
-    training = best_rates({
-        "tfxfer": lambda: model.fit(images, labels, batch_size=batch, epochs=1, verbose=0),
-        "keras": lambda: reference.fit(floats, labels, batch_size=batch, epochs=1, verbose=0),
-    }, len(images))
+    training = best_rates(
+        {
+            "tfxfer": lambda: model.fit(images, labels, batch_size=batch, epochs=1, verbose=0),
+            "keras": lambda: reference.fit(floats, labels, batch_size=batch, epochs=1, verbose=0),
+        },
+        len(images),
+    )
     flops = 3 * forward_flops(application, size)
     distribute.set_precision("float32")
     return extraction["tfxfer"], extraction["keras"], training["tfxfer"], training["keras"], flops
@@ -117,15 +127,39 @@ def main():
     device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
     peak = matmul_peak()
     print(f"{device}: measured matmul peak {peak / 1e9:.0f} GFLOP/s (float32)")
-    header = ("backbone", "size", "batch", "precision", "xla", "extract", "predict", "ratio", "train", "keras train",
-              "ratio", "peak %")
+    header = (
+        "backbone",
+        "size",
+        "batch",
+        "precision",
+        "xla",
+        "extract",
+        "predict",
+        "ratio",
+        "train",
+        "keras train",
+        "ratio",
+        "peak %",
+    )
     print("  ".join(f"{h:>11}" for h in header))
     for backbone, size, batch, precision, xla in itertools.product(
-            args.backbones, args.sizes, args.batches, args.precisions, args.xla):
+        args.backbones, args.sizes, args.batches, args.precisions, args.xla
+    ):
         ours, plain, train_ours, train_plain, flops = measure(backbone, size, batch, precision, xla == "on", args.steps)
-        row = (backbone, size, batch, precision, xla, f"{ours:.0f}", f"{plain:.0f}", f"{ours / plain:.2f}",
-               f"{train_ours:.0f}", f"{train_plain:.0f}", f"{train_ours / train_plain:.2f}",
-               f"{100 * train_ours * flops / peak:.1f}")
+        row = (
+            backbone,
+            size,
+            batch,
+            precision,
+            xla,
+            f"{ours:.0f}",
+            f"{plain:.0f}",
+            f"{ours / plain:.2f}",
+            f"{train_ours:.0f}",
+            f"{train_plain:.0f}",
+            f"{train_ours / train_plain:.2f}",
+            f"{100 * train_ours * flops / peak:.1f}",
+        )
         print("  ".join(f"{str(c):>11}" for c in row), flush=True)
 
 

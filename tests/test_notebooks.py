@@ -15,11 +15,16 @@ def _run(name, folder):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     os.environ["TFXFER_NOTEBOOK_SMALL"] = "1"  # read by the kernel, which inherits the environment
     try:
-        NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+        NotebookClient(
+            notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+        ).execute()
     finally:
         del os.environ["TFXFER_NOTEBOOK_SMALL"]
     return "\n".join(
-        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
     ), notebook
 
 
@@ -57,5 +62,5 @@ def test_notebooks_open_in_colab_and_detect_the_gpu():
         notebook = nbformat.read(path, as_version=4)
         source = "\n".join(cell.source for cell in notebook.cells)
         assert f"colab.research.google.com/github/tfxfer/tfxfer/blob/main/notebooks/{path.name}" in source
-        assert "pip\", \"install\"" in source and "list_physical_devices(\"GPU\")" in source
+        assert 'pip", "install"' in source and 'list_physical_devices("GPU")' in source
         assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # stored clean

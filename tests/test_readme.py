@@ -52,20 +52,30 @@ def _recipe_lines(code):
 @pytest.mark.slow
 def test_readme_cifar10_recipe_runs(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "c.npz", x_train=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
-             y_train=np.arange(20) % 10, x_test=rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
-             y_test=np.arange(10))
+    np.savez(
+        tmp_path / "c.npz",
+        x_train=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(20) % 10,
+        x_test=rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(10),
+    )
     code = _block("load_cifar10()")
     assert len(_recipe_lines(code)) <= 15
-    namespace = _run(_substitute(code, {
-        "load_cifar10()": f"load_cifar10({str(tmp_path / 'c.npz')!r})",
-        "mobilenet_v2/imagenet": "mobilenet_v2/random",
-        "input_size=96": "input_size=32",
-        "epochs=10": "epochs=1",
-        "epochs=5": "epochs=1",
-        '"runs/cifar10"': repr(str(tmp_path / "runs")),
-        '"exported/cifar10"': repr(str(tmp_path / "exported")),
-    }))
+    namespace = _run(
+        _substitute(
+            code,
+            {
+                "load_cifar10()": f"load_cifar10({str(tmp_path / 'c.npz')!r})",
+                "mobilenet_v2/imagenet": "mobilenet_v2/random",
+                "input_size=96": "input_size=32",
+                "test_size=0.1": "test_size=0.5",
+                "y_fit, validation_data": "y_fit, epochs=1, validation_data",
+                "warmup_epochs=0,": "warmup_epochs=0, epochs=1,",
+                '"runs/cifar10"': repr(str(tmp_path / "runs")),
+                '"exported/cifar10"': repr(str(tmp_path / "exported")),
+            },
+        )
+    )
     assert (tmp_path / "exported" / "saved_model.pb").exists()
     assert (tmp_path / "runs" / "fine_tune" / "done.weights.h5").exists()
     assert "Conv_1/kernel" in [v.path for v in namespace["model"].backbone.trainable_weights]
@@ -89,15 +99,19 @@ def test_readme_20newsgroups_recipe_runs(tmp_path):
     code = _block("load_20newsgroups(")
     assert len(_recipe_lines(code)) <= 15
     archive = repr(str(tmp_path / "20news-bydate.tar.gz"))
-    namespace = _run(_substitute(code, {
-        'subset="train"': f'{archive}, subset="train"',
-        'subset="test"': f'{archive}, subset="test"',
-        '"glove.6B.100d.txt"': repr(str(tmp_path / "glove.txt")),
-        "num_classes=20": "num_classes=2",
-        "epochs=5": "epochs=1",
-        "warmup_epochs=10": "warmup_epochs=1",
-        '"exported/20news"': repr(str(tmp_path / "exported")),
-    }))
+    namespace = _run(
+        _substitute(
+            code,
+            {
+                'subset="train"': f'{archive}, subset="train"',
+                'subset="test"': f'{archive}, subset="test"',
+                '"glove.6B.100d.txt"': repr(str(tmp_path / "glove.txt")),
+                "num_classes=20": "num_classes=2",
+                "train.target)": "train.target, epochs=1, warmup_epochs=1)",
+                '"exported/20news"': repr(str(tmp_path / "exported")),
+            },
+        )
+    )
     assert len(namespace["train"].data) == 8
     assert (tmp_path / "exported" / "saved_model.pb").exists()
     assert namespace["model"].backbone.get_layer("word_embedding").trainable
