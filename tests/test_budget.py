@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfxfer import HubFeatures, ImageClassifier, fine_tune, fit_head
+from tfxfer import HubFeatures, ImageClassifier, TextClassifier, fine_tune, fit_head
+from tfxfer._compat import optimizer_schedule
 from tfxfer.transfer.budget import DEFAULT_EPOCHS, MIN_STEPS, PATIENCE, stage_plan
 
 from helpers import IMAGE_SHAPE
@@ -24,6 +25,14 @@ def test_many_steps_per_epoch_keep_the_default_epochs_and_stop_by_validation():
     (stopper,) = plan.callbacks
     assert isinstance(stopper, keras.callbacks.EarlyStopping)
     assert stopper.patience == PATIENCE["fine_tune"] and stopper.restore_best_weights
+    assert stopper.start_from_epoch == 1  # 300 steps are done after the first epoch
+
+
+def test_no_early_stop_before_the_minimum_steps():
+    # 20 steps an epoch: the minimum takes 15 epochs, so a noisy validation
+    # split cannot stop the stage while its rate is still warming up.
+    plan = stage_plan("head", steps_per_epoch=20, epochs="auto", validation=True)
+    assert plan.epochs == 15 and plan.callbacks[0].start_from_epoch == 15
     assert "best weights kept" in plan.describe()
 
 
@@ -53,7 +62,7 @@ def test_fit_head_on_few_examples_runs_the_minimum_steps(hub_module, tmp_path, c
 
 
 def test_fit_head_on_many_examples_stops_when_validation_stalls(hub_module, tmp_path):
-    images, labels = _clustered(1200)
+    images, labels = _clustered(12000)  # 375 steps an epoch: the minimum is one epoch
     held_out, held_labels = _clustered(120, seed=1)
     # Validation labels that contradict the training ones: the better the head
     # learns, the worse val_loss gets, so it peaks early and training stops.
@@ -69,14 +78,14 @@ def test_fit_head_on_many_examples_stops_when_validation_stalls(hub_module, tmp_
         progress=False,
         verbose=0,
     )
-    ran = len(history.epoch)
-    assert ran < DEFAULT_EPOCHS["head"], history.history["val_loss"]
-    best = int(np.argmin(history.history["val_loss"]))
+    ran, val_loss = len(history.epoch), history.history["val_loss"]
+    assert ran < DEFAULT_EPOCHS["head"], val_loss
+    best = 1 + int(np.argmin(val_loss[1:]))  # watched from the epoch where the minimum steps are done
     assert ran == best + 1 + PATIENCE["head"]
     # The best epoch's weights are the model's now, not the last epoch's.
     model.compile()
     restored = model.evaluate(held_out, contradicting, verbose=0, return_dict=True)["loss"]
-    assert restored == pytest.approx(history.history["val_loss"][best], abs=1e-4)
+    assert restored == pytest.approx(val_loss[best], abs=1e-4)
 
 
 def test_fine_tune_auto_stages_run_min_steps_on_few_examples(hub_module):
@@ -87,3 +96,16 @@ def test_fine_tune_auto_stages_run_min_steps_on_few_examples(hub_module):
     # fine-tuning max(5 epochs, 30 steps) = 15 epochs.
     assert len(histories["warmup"].epoch) == 15 and len(histories["fine_tune"].epoch) == 15
     assert int(model.optimizer.iterations) == 30
+
+
+def test_auto_rates_come_from_the_model(hub_module):
+    texts = ["the rocket reached orbit", "god and faith", "a launch to orbit", "faith in god"] * 4
+    labels = np.arange(16) % 2
+    text = TextClassifier.from_preset("embedded", num_classes=2, texts=texts)
+    assert text.fine_tuning_rates() == (1e-2, 1.0)  # word vectors: a lookup table, moved at the head's rate
+    fine_tune(text, texts, labels, epochs=5, warmup_epochs=0, batch_size=8, verbose=0)
+    schedule = optimizer_schedule(text.optimizer)
+    assert max(float(schedule(step)) for step in range(10)) == pytest.approx(1e-2)  # the peak rate
+    assert text.optimizer.rate_multipliers == {"word_embedding/embeddings": 1.0}
+    image = ImageClassifier(HubFeatures(str(hub_module)), num_classes=3)
+    assert image.fine_tuning_rates() == (1e-3, 0.1)

@@ -45,22 +45,26 @@ def demo(seeds, budgets, epochs, text_epochs, plots_dir):
     main_job.main(budgets=budgets, seeds=seeds, epochs=epochs, text_epochs=text_epochs, plots_dir=plots_dir)
 
 
-class _WordOrCount(click.ParamType):
-    """One of `words`, or an integer from 0; checked before any work starts."""
+class _WordOrNumber(click.ParamType):
+    """One of `words`, or a number (`kind`, from 0; above 0 for a float);
+    checked before any work starts."""
 
-    def __init__(self, *words):
-        self.words = words
-        self.name = "|".join((*words, "N"))
+    def __init__(self, *words, kind=int):
+        self.words, self.kind = words, kind
+        self.name = "|".join((*words, "N" if kind is int else "RATE"))
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int) or value in self.words:
+        if value in self.words or (isinstance(value, self.kind) and not isinstance(value, str)):
             return value
+        noun = "an integer" if self.kind is int else "a number"
         try:
-            number = int(value)
+            number = self.kind(value)
         except ValueError:
-            self.fail(f"{value!r} is not {' or '.join(self.words)} or an integer", param, ctx)
-        if number < 0:
-            self.fail(f"{number} is negative; pass 0 or more", param, ctx)
+            self.fail(f"{value!r} is not {' or '.join(self.words)} or {noun}", param, ctx)
+        if number < 0 or (self.kind is float and number == 0):
+            self.fail(
+                f"{number} is too small; pass {'0 or more' if self.kind is int else 'a rate above 0'}", param, ctx
+            )
         return number
 
 
@@ -82,28 +86,29 @@ def _training_options(command):
         _shown(
             "--head-epochs",
             "auto",
-            type=_WordOrCount("auto"),
+            type=_WordOrNumber("auto"),
             help="Epochs of the head on cached source features (0 to skip). auto: at least "
             "300 optimizer steps, early stopping on the validation split.",
         ),
         _shown(
             "--epochs",
             "auto",
-            type=_WordOrCount("auto"),
+            type=_WordOrNumber("auto"),
             help="Fine-tuning epochs (0: feature extraction only). auto: at least 300 optimizer steps "
             "and 5 epochs, early stopping on the validation split.",
         ),
         _shown(
             "--unfreeze",
             "all",
-            type=_WordOrCount("all"),
+            type=_WordOrNumber("all"),
             help="Top block groups of the source to fine-tune, or 'all' (more than the source has: all).",
         ),
         _shown(
             "--learning-rate",
-            1e-3,
-            type=click.FloatRange(min=0, min_open=True),
-            help="Peak fine-tuning rate of the head.",
+            "auto",
+            type=_WordOrNumber("auto", kind=float),
+            help="Peak fine-tuning rate of the head. auto: 1e-3, the source at a tenth of it; "
+            "word vectors: 1e-2 for both.",
         ),
         _shown("--batch-size", 64, type=click.IntRange(min=1), help="Global batch size (split across replicas)."),
         click.option(

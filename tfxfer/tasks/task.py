@@ -51,6 +51,13 @@ class Task(MultiWorkerFit, keras.Model):
         layer.adapt(features)
         return True
 
+    def fine_tuning_rates(self):
+        """`(learning_rate, source_rate)` that `fine_tune` uses for `"auto"`:
+        the head's peak rate, and the multiplier of the source's top group.
+        A deep pretrained stack moves at a tenth of the head's rate, so its
+        lower features survive the first noisy steps."""
+        return 1e-3, 0.1
+
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """`keras.Model.compile` with defaults for integer labels and logits.
 

@@ -45,7 +45,8 @@ def stage_plan(stage, steps_per_epoch, epochs="auto", validation=False, min_step
         stage: `"head"`, `"warmup"` or `"fine_tune"` (their defaults differ).
         steps_per_epoch: optimizer steps in one epoch.
         epochs: `"auto"`, or a number of epochs to run as asked.
-        validation: whether validation data is given (early stopping then).
+        validation: whether validation data is given (early stopping then,
+            from the epoch where `min_steps` are done).
         min_steps: the least number of optimizer steps for `"auto"`.
         patience: epochs without a better validation loss before stopping;
             `"auto"` per stage, None for no early stopping.
@@ -53,9 +54,9 @@ def stage_plan(stage, steps_per_epoch, epochs="auto", validation=False, min_step
     steps_per_epoch = max(int(steps_per_epoch), 1)
     if patience == "auto":
         patience = PATIENCE[stage] if validation and epochs == "auto" else None
+    needed = math.ceil(min_steps / steps_per_epoch)
     if epochs == "auto":
         default = DEFAULT_EPOCHS[stage]
-        needed = math.ceil(min_steps / steps_per_epoch)
         epochs = max(default, needed)
         reason = (
             f"at least {min_steps} steps for {steps_per_epoch}-step epochs"
@@ -68,8 +69,16 @@ def stage_plan(stage, steps_per_epoch, epochs="auto", validation=False, min_step
         reason = "as asked"
     callbacks = []
     if patience and validation:
-        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True))
-        reason += f"; stops after {patience} epochs without a better val_loss, best weights kept"
+        # Not before the minimum steps: a small validation split is noisy, and
+        # the rate is still warming up in the first epochs.
+        start = min(needed, epochs)
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                "val_loss", patience=patience, restore_best_weights=True, start_from_epoch=start
+            )
+        )
+        reason += f"; after {start * steps_per_epoch} steps, stops once val_loss has not improved for {patience} epochs"
+        reason += ", best weights kept"
     return StagePlan(stage, epochs, steps_per_epoch, callbacks, reason)
 
 

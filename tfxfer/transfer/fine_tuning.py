@@ -208,6 +208,14 @@ def _adapt_scaling(model, x, limit=2048, batch_size=64):
     )
 
 
+def _resolved_rates(model, learning_rate, source_rate):
+    default_rate, default_source = model.fine_tuning_rates() if hasattr(model, "fine_tuning_rates") else (1e-3, 0.1)
+    return (
+        default_rate if learning_rate == "auto" else learning_rate,
+        default_source if source_rate == "auto" else source_rate,
+    )
+
+
 def kept_compile_arguments(model):
     """The loss, metrics and other `compile` arguments of a compiled model
     (all but the optimizer), so that a stage that needs its own optimizer
@@ -227,8 +235,8 @@ def fine_tune(
     epochs="auto",
     warmup_epochs="auto",
     unfreeze="all",
-    learning_rate=1e-3,
-    source_rate=0.1,
+    learning_rate="auto",
+    source_rate="auto",
     group_decay=1.0,
     bn="frozen",
     optimizer="adam",
@@ -256,7 +264,10 @@ def fine_tune(
         unfreeze: how many of the source's top block groups to train,
             or `"all"`; more than the source has means all.
         learning_rate: peak rate of the head; warm-up + cosine schedule.
-        source_rate: multiplier of the top unfrozen group's rate.
+            `"auto"`: the model's `fine_tuning_rates()` (1e-3; 1e-2 for
+            a `TextClassifier` on word vectors).
+        source_rate: multiplier of the top unfrozen group's rate; `"auto"`:
+            the model's (0.1; 1.0 for word vectors).
         group_decay: each lower group's multiplier is this times the one above.
         bn: `"frozen"` (default) or `"train"`, see `set_batchnorm`.
         optimizer: `"adam"`, `"adamw"` or `"sgd"`.
@@ -284,6 +295,7 @@ def fine_tune(
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}. Received: optimizer={optimizer!r}")
     if hasattr(model, "check_labels"):
         model.check_labels(y)
+    learning_rate, source_rate = _resolved_rates(model, learning_rate, source_rate)
     source = model.backbone
     steps = steps_per_epoch(x, batch_size, fit_kwargs.get("steps_per_epoch"))
     if isinstance(x, tf.data.Dataset):  # shuffled by its maker; Keras warns on shuffle=True
@@ -317,7 +329,7 @@ def fine_tune(
             what = "the model's own loss and metrics" if kept else "the task's default loss and metrics"
             print(
                 f"fine_tune, {stage_plan_.describe()}; {optimizer_class.__name__} at {learning_rate:g} "
-                f"(warm-up + cosine), {what}"
+                f"(warm-up + cosine; the source at {source_rate:g}x), {what}"
             )
         guard = _StopOnNaN(stage.name, checkpoint_dir)
         history = model.fit(
