@@ -114,18 +114,11 @@ def test_installed_tfxfer_is_the_wheel_and_finds_its_sources(installed, tmp_path
 
 @pytest.mark.slow
 def test_installed_cli_runs_the_demo_and_fit_text_with_defaults(installed, tmp_path):
+    tiny = "demo --seeds 1 --budgets 5 --epochs 2 --text-epochs 3".split()
     demo = _run(
         installed,
         "tfxfer",
-        "demo",
-        "--seeds",
-        "1",
-        "--budgets",
-        "5",
-        "--epochs",
-        "2",
-        "--text-epochs",
-        "3",
+        *tiny,
         "--plots",
         str(tmp_path / "plots"),
         cwd=tmp_path,

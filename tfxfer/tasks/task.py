@@ -1,6 +1,7 @@
 """`Task`: what every tfxfer task model shares (KerasHub's Task, in small)."""
 
 import copy
+import functools
 import inspect
 
 import keras
@@ -8,6 +9,17 @@ import numpy as np
 
 from tfxfer.distribute import MultiWorkerFit
 from tfxfer.methods.regularization import SourceAnchor
+
+
+def _through_prepare_inputs(method):
+    """`keras.Model.<method>` (its signature and docs) with the inputs passed
+    through `Task.prepare_inputs` and the labels checked."""
+
+    @functools.wraps(getattr(keras.Model, method))
+    def call(self, *args, **kwargs):
+        return self._keras_call(method, *args, **kwargs)
+
+    return call
 
 
 class Task(MultiWorkerFit, keras.Model):
@@ -100,23 +112,12 @@ class Task(MultiWorkerFit, keras.Model):
             self.check_labels(validation[1] if len(validation) > 1 else None)
         return getattr(super(), method)(*bound.args[1:], **bound.kwargs)
 
-    def fit(self, *args, **kwargs):
-        return self._keras_call("fit", *args, **kwargs)
-
-    def evaluate(self, *args, **kwargs):
-        return self._keras_call("evaluate", *args, **kwargs)
-
-    def predict(self, *args, **kwargs):
-        return self._keras_call("predict", *args, **kwargs)
-
-    def train_on_batch(self, *args, **kwargs):
-        return self._keras_call("train_on_batch", *args, **kwargs)
-
-    def test_on_batch(self, *args, **kwargs):
-        return self._keras_call("test_on_batch", *args, **kwargs)
-
-    def predict_on_batch(self, *args, **kwargs):
-        return self._keras_call("predict_on_batch", *args, **kwargs)
+    fit = _through_prepare_inputs("fit")
+    evaluate = _through_prepare_inputs("evaluate")
+    predict = _through_prepare_inputs("predict")
+    train_on_batch = _through_prepare_inputs("train_on_batch")
+    test_on_batch = _through_prepare_inputs("test_on_batch")
+    predict_on_batch = _through_prepare_inputs("predict_on_batch")
 
     @property
     def head_layers(self):
