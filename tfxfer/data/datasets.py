@@ -21,20 +21,26 @@ TEXT_DATA = ("20news", "mini_newsgroup")
 
 @dataclasses.dataclass
 class Data:
-    """Train and test splits and the class names, from any source."""
+    """Train and test splits and the class names, from any source.
+
+    `x_unlabelled`: training inputs whose labels `limited` dropped (None
+    when none were), for semi-supervised training.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: list
+    x_unlabelled: np.ndarray | None = None
 
     def held_out(self, fraction, seed=0):
         """`(train, validation)` pairs: a stratified `fraction` of the training split."""
-        return _stratified_split(self.x_train, self.y_train, fraction, seed)
+        return stratified_split(self.x_train, self.y_train, fraction, seed)
 
     def limited(self, per_class, seed=0):
-        """The same data with at most `per_class` training examples per class."""
+        """The same data with at most `per_class` labelled training examples
+        per class; the others become `x_unlabelled`."""
         if not per_class:
             return self
         rng = np.random.default_rng(seed)
@@ -42,19 +48,34 @@ class Data:
             [rng.permutation(np.flatnonzero(self.y_train == c))[:per_class] for c in np.unique(self.y_train)]
         )
         keep = rng.permutation(keep)
-        return dataclasses.replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep])
+        rest = np.setdiff1d(np.arange(len(self.y_train)), keep)
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train[keep],
+            y_train=self.y_train[keep],
+            x_unlabelled=self.x_train[rest] if len(rest) else None,
+        )
 
 
-def _stratified_split(x, y, fraction, seed):
-    """`(x, y), (x_held, y_held)`: a stratified `fraction` held out."""
+def stratified_split(x, y, fraction, seed=0):
+    """`(x, y), (x_held, y_held)`: a stratified `fraction` held out, and at
+    least one example of each class (so a few labels per class still split)."""
     from sklearn.model_selection import train_test_split
 
-    x_kept, x_held, y_kept, y_held = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y)
+    y = np.asarray(y)
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError(
+            f"Class {classes[counts.argmin()]} has {counts.min()} example: holding out a stratified validation "
+            "split needs at least 2 per class. Give more labelled examples per class."
+        )
+    held = min(max(int(np.ceil(fraction * len(y))), len(classes)), len(y) - len(classes))  # ceil: as scikit-learn
+    x_kept, x_held, y_kept, y_held = train_test_split(x, y, test_size=held, random_state=seed, stratify=y)
     return (x_kept, y_kept), (x_held, y_held)
 
 
 def _split_off_test(x, y, class_names, seed=0, fraction=0.2):
-    (x_train, y_train), (x_test, y_test) = _stratified_split(x, y, fraction, seed)
+    (x_train, y_train), (x_test, y_test) = stratified_split(x, y, fraction, seed)
     return Data(x_train, y_train, x_test, y_test, class_names)
 
 
