@@ -96,6 +96,21 @@ def test_fit_text_with_the_defaults_on_the_offline_sample(tmp_path):
     assert (run / "plots" / "confusion.png").read_bytes()[:4] == PNG
 
 
+def test_fit_text_self_trains_on_the_posts_without_labels(tmp_path):
+    run = tmp_path / "few"
+    result = _invoke(*FIT_TEXT_DEFAULTS, "--labels-per-class", "10", "--run-dir", run, "--no-export", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "20 training" in result.output and " unlabelled" in result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["unlabelled"] == "auto" and config["text_encoder"] == "hybrid"
+    results = json.loads((run / "metrics.json").read_text())["results"]
+    rounds = results["self_training"]["rounds"]
+    assert rounds[0]["pseudo_labels"] == 0 and len(rounds) >= 2 and rounds[1]["pseudo_labels"] > 0
+    assert results["test_accuracy"] > 0.6
+    rest = _invoke(*FIT_TEXT_DEFAULTS, "--unlabelled", "rest", "--run-dir", tmp_path / "all")
+    assert rest.exit_code != 0 and "it dropped none" in rest.output
+
+
 def test_bad_paths_and_choices_get_one_line_errors(tmp_path):
     missing = _invoke("fit", "image", "--data", tmp_path / "nothing", "--run-dir", tmp_path / "run")
     assert missing.exit_code != 0 and "No image data at" in missing.output and "Traceback" not in missing.output

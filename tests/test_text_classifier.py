@@ -9,7 +9,7 @@ from gensim.models import KeyedVectors
 
 import tfxfer
 from tfxfer import export_hub_module
-from tfxfer.sources.text_encoding import MaskedPooling1D
+from tfxfer.sources.text_encoding import MaskedPooling1D, tfidf_features_layers
 from tfxfer.transfer.feature_cache import extract_features, fit_head
 
 SPACE = ["orbit", "rocket", "launch", "moon", "nasa", "shuttle"]
@@ -128,3 +128,36 @@ def test_a_hub_text_module_as_the_source(corpus, tmp_path):
     model = tfxfer.TextClassifier(source, num_classes=2)
     np.testing.assert_allclose(source(tf.constant(texts[:3])), encoder.predict(texts[:3], verbose=0), atol=1e-6)
     assert model.predict(texts[:3], verbose=0).shape == (3, 2)
+
+
+def test_hybrid_tfidf_equals_scikit_learn():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts, _ = _corpus(30, 3)
+    counter, weighting = tfidf_features_layers(texts, num_terms=200)
+    ours = weighting(counter(tf.constant(list(texts)))).numpy()
+    vocabulary = counter.get_vocabulary()[1:]  # index 0 is the out-of-vocabulary count
+    reference = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocabulary).fit_transform(texts)
+    np.testing.assert_allclose(ours[:, 1:], reference.toarray(), atol=1e-6)
+    assert any(" " in term for term in vocabulary)  # word pairs, not only words
+
+
+def test_hybrid_encoder_saves_and_serves_raw_strings(vectors, corpus, tmp_path):
+    texts, labels = corpus
+    model = tfxfer.TextClassifier.from_word_vectors(vectors, texts, num_classes=2, encoder="hybrid")
+    assert model.feature_scaling is None
+    features = model.backbone.predict(texts[:4], verbose=0)
+    tfidf, pooled = features[:, :-6], features[:, -6:]
+    np.testing.assert_allclose(np.linalg.norm(tfidf, axis=1), 1.0, atol=1e-5)  # each part at unit length
+    np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+    fit_head(model, texts, labels, epochs=3, progress=False, verbose=0)
+    probe = np.array(["rocket to the moon", "faith in god", "", "unknown words only"], dtype=object)
+    expected = keras.ops.softmax(model.predict(probe, verbose=0)).numpy()
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.ops.softmax(restored.predict(probe, verbose=0)), expected, atol=1e-6)
+    tfxfer.export(model, tmp_path / "served")
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_allclose(served.serve(tf.constant(probe)).numpy(), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        tfxfer.TextClassifier.from_word_vectors(vectors, texts, 2, encoder="bag")

@@ -3,7 +3,7 @@
 Pretrained sources (TF-Hub modules, Keras Applications, word vectors)
 become Keras 3 layers (`HubFeatures`, `ImageBackbone`, `WordVectors`);
 task models (`ImageClassifier`, `TextClassifier`) put a head on them;
-`fit_head` and `fine_tune` train them; `export` writes a SavedModel that
+`fit_head` and `fine_tune` train them, `self_train` with unlabelled data too; `export` writes a SavedModel that
 serves raw inputs. `presets()` lists the named sources.
 
 Documented subpackages: `tfxfer.data` (datasets, pipelines),
@@ -18,7 +18,7 @@ from tfxfer.recipes import evaluate_model
 from tfxfer.sources import HubFeatures, ImageBackbone, WordVectors, text_encoder
 from tfxfer.sources.registry import Preset, get_preset, preset_path, presets
 from tfxfer.tasks import ImageClassifier, TextClassifier
-from tfxfer.transfer import fine_tune, fit_head
+from tfxfer.transfer import fine_tune, fit_head, self_train
 
 __version__ = "0.1.0"
 
@@ -41,6 +41,7 @@ __all__ = [
     "plots",
     "preset_path",
     "presets",
+    "self_train",
     "text_encoder",
     "transfer",
 ]

@@ -13,6 +13,7 @@
 import json
 
 import click
+import numpy as np
 
 STRATEGY_CHOICES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISION_CHOICES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -114,6 +115,13 @@ def _training_options(command):
         click.option(
             "--labels-per-class", type=click.IntRange(min=1), help="Keep at most this many training examples per class."
         ),
+        _shown(
+            "--unlabelled",
+            "auto",
+            help="Unlabelled examples for self-training the head: 'rest' (the training examples "
+            "--labels-per-class dropped), 'none', or a path read as --data is (its labels unused). "
+            "auto: 'rest' when --labels-per-class dropped any, else none.",
+        ),
         click.option(
             "--strategy",
             "strategy_name",
@@ -165,10 +173,13 @@ def fit_image(source, data, input_size, weights, augment, **options):
     from tfxfer.data import datasets
     from tfxfer.data.pipelines import image_dataset
 
-    loaded = _checked(lambda: datasets.load_image_data(data, image_size=(input_size, input_size), seed=options["seed"]))
+    def load(path):
+        return datasets.load_image_data(path, image_size=(input_size, input_size), seed=options["seed"])
+
+    loaded = _checked(lambda: load(data))
     augment = data != "digits" if augment is None else augment
 
-    def build(num_classes):
+    def build(num_classes, unlabelled):
         return recipes.image_model(source, num_classes, input_size=input_size, weights=weights)
 
     def train(x, y):
@@ -182,6 +193,7 @@ def fit_image(source, data, input_size, weights, augment, **options):
         loaded,
         build,
         train,
+        load,
         **options,
     )
 
@@ -198,20 +210,32 @@ def fit_image(source, data, input_size, weights, augment, **options):
     help="20news, mini_newsgroup (offline sample), or a path: the 20 Newsgroups archive or its folders.",
 )
 @_shown("--remove", "headers,footers,quotes", help="Parts of each post to strip, comma-separated ('' keeps all).")
+@_shown(
+    "--text-encoder",
+    "hybrid",
+    type=click.Choice(("hybrid", "vectors")),
+    help="Word-vector sources: hybrid (TF-IDF of 1-2 grams beside the pooled vectors) or vectors (pooled only).",
+)
 @_training_options
-def fit_text(source, data, remove, **options):
+def fit_text(source, data, remove, text_encoder, **options):
     """Fit a text classifier, e.g. word vectors on 20 Newsgroups."""
     from tfxfer import recipes
     from tfxfer.data import datasets
 
     remove = tuple(part for part in remove.split(",") if part)
-    loaded = _checked(lambda: datasets.load_text_data(data, remove=remove, seed=options["seed"]))
 
-    def build(num_classes):
+    def load(path):
+        return datasets.load_text_data(path, remove=remove, seed=options["seed"])
+
+    loaded = _checked(lambda: load(data))
+
+    def build(num_classes, unlabelled):
         # The vocabulary comes from all training text: unlabelled text is cheap.
-        return recipes.text_model(source, loaded.x_train, num_classes, seed=options["seed"])
+        texts = loaded.x_train if unlabelled is None else np.concatenate([loaded.x_train, unlabelled])
+        return recipes.text_model(source, texts, num_classes, encoder=text_encoder, seed=options["seed"])
 
-    _fit("text", {"source": source, "data": data, "remove": list(remove)}, loaded, build, None, **options)
+    settings = {"source": source, "data": data, "remove": list(remove), "text_encoder": text_encoder}
+    _fit("text", settings, loaded, build, None, load, **options)
 
 
 def _checked(load):
@@ -228,6 +252,7 @@ def _fit(
     data,
     build,
     train,
+    load,
     *,
     run_dir,
     head_epochs,
@@ -236,6 +261,7 @@ def _fit(
     learning_rate,
     batch_size,
     labels_per_class,
+    unlabelled,
     strategy_name,
     precision,
     export,
@@ -248,6 +274,7 @@ def _fit(
     from tfxfer.run_folder import RunFolder
 
     data = data.limited(labels_per_class, seed)
+    x_unlabelled = _unlabelled(unlabelled, data, load)
     run = RunFolder(run_dir)
     run.write_config(
         {
@@ -259,6 +286,7 @@ def _fit(
             "learning_rate": learning_rate,
             "batch_size": batch_size,
             "labels_per_class": labels_per_class,
+            "unlabelled": unlabelled,
             "strategy": strategy_name,
             "precision": precision,
             "seed": seed,
@@ -269,9 +297,10 @@ def _fit(
     strategy = distribute.strategy(strategy_name)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        model = _checked(lambda: build(len(data.class_names)))
+        model = _checked(lambda: build(len(data.class_names), x_unlabelled))
+    unlabelled_count = "" if x_unlabelled is None else f", {len(x_unlabelled)} unlabelled"
     click.echo(
-        f"{kind}: {len(data.x_train)} training, {len(data.x_test)} test examples, "
+        f"{kind}: {len(data.x_train)} training, {len(data.x_test)} test examples{unlabelled_count}, "
         f"{len(data.class_names)} classes; {strategy.num_replicas_in_sync} replica(s); run folder {run.path}"
     )
     results = recipes.train_and_report(
@@ -284,6 +313,7 @@ def _fit(
         batch_size=batch_size,
         learning_rate=learning_rate,
         train=train,
+        unlabelled=x_unlabelled,
         export=export,
         seed=seed,
         verbose=0 if quiet else "auto",
@@ -292,6 +322,20 @@ def _fit(
         f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) on "
         f"{results['test_examples']} examples; wrote {run.path}"
     )
+
+
+def _unlabelled(choice, data, load):
+    """The unlabelled inputs `--unlabelled` names (None for none)."""
+    if choice in ("auto", "rest"):
+        if choice == "rest" and data.x_unlabelled is None:
+            raise click.ClickException(
+                "--unlabelled rest takes the examples --labels-per-class dropped, and it dropped none: "
+                "pass --labels-per-class N, or --unlabelled PATH."
+            )
+        return data.x_unlabelled
+    if choice == "none":
+        return None
+    return _checked(lambda: load(choice)).x_train
 
 
 @main.command()

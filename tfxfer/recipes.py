@@ -20,12 +20,14 @@ def image_model(source, num_classes, input_size=None, weights=None, dropout=0.2)
     return ImageClassifier.from_preset(source, num_classes, dropout=dropout, input_size=input_size, weights=weights)
 
 
-def text_model(source, texts, num_classes, dropout=0.2, seed=0):
+def text_model(source, texts, num_classes, encoder="hybrid", dropout=0.2, seed=0):
     """A `TextClassifier` on `source` (see `TextClassifier.from_preset`); the
-    vocabulary of word vectors is adapted on `texts`."""
+    vocabulary of word vectors is adapted on `texts`, with `encoder`
+    (`"hybrid"` or `"vectors"`, see `TextClassifier.from_word_vectors`; a
+    TF-Hub module is its own encoder)."""
     from tfxfer.tasks.text_classifier import TextClassifier
 
-    return TextClassifier.from_preset(source, num_classes, texts=texts, dropout=dropout, seed=seed)
+    return TextClassifier.from_preset(source, num_classes, texts=texts, dropout=dropout, seed=seed, encoder=encoder)
 
 
 def train_and_report(
@@ -39,6 +41,7 @@ def train_and_report(
     batch_size,
     learning_rate,
     train=None,
+    unlabelled=None,
     validation_fraction=0.1,
     export=True,
     seed=0,
@@ -48,20 +51,39 @@ def train_and_report(
     export into `run` (a `RunFolder`). Rerunning resumes from `run.checkpoints`.
 
     Args:
-        train: a `tf.data.Dataset` for fine-tuning (e.g. augmented images);
-            by default the training arrays.
+        train: a function `(x, y) -> tf.data.Dataset` for fine-tuning (e.g.
+            augmented images); by default the training arrays.
+        unlabelled: inputs without labels: the head is then self-trained
+            (`self_train`), and fine-tuning runs on the labelled and the
+            pseudo-labelled examples of its best round.
 
     Returns:
-        dict of the test figures.
+        dict of the test figures (and `self_training`: its rounds).
     """
     from tfxfer.exporting import export as export_model
     from tfxfer.transfer.feature_cache import fit_head
     from tfxfer.transfer.fine_tuning import fine_tune
+    from tfxfer.transfer.self_training import self_train
 
     (x_train, y_train), validation = data.held_out(validation_fraction, seed)
     started = time.perf_counter()
-    histories = {"head": None, "fine_tune": None}
-    if head_epochs:
+    histories, self_training = {"head": None, "fine_tune": None}, None
+    if head_epochs and unlabelled is not None and len(unlabelled):
+        result = self_train(
+            model,
+            x_train,
+            y_train,
+            unlabelled,
+            validation,
+            batch_size=batch_size,
+            seed=seed,
+            progress=bool(verbose),
+            verbose=verbose,
+        )
+        x_train = np.concatenate([x_train, np.asarray(unlabelled)[result.pseudo_indices]])
+        y_train = np.concatenate([y_train, result.pseudo_labels]).astype(y_train.dtype)
+        self_training = {"best_round": result.best_round, "rounds": result.history}
+    elif head_epochs:
         histories["head"] = fit_head(
             model,
             x_train,
@@ -71,6 +93,7 @@ def train_and_report(
             validation_data=validation,
             callbacks=[run.tensorboard("head")],
             verbose=verbose,
+            solver="auto",
         )
     if epochs:
         fit_data = (train(x_train, y_train),) if train else (x_train, y_train)
@@ -91,6 +114,8 @@ def train_and_report(
         model.compile()
     results = evaluate_model(model, data, run, batch_size)
     results["train_seconds"] = round(time.perf_counter() - started, 1)
+    if self_training:
+        results["self_training"] = self_training
     run.write_metrics(histories, results)
     run.write_plots(histories, data.y_test, np.asarray(results.pop("predictions")), data.class_names, title="test")
     model.save(run.model)

@@ -7,6 +7,13 @@ tokens (padding masked). Pooling has no weights, so it belongs to the
 source: a frozen encoder's output is then one vector per text, which is
 what the feature cache stores. `"sequence"` returns the token vectors (with
 all-zero padding rows) for a head that reads order, such as a Conv1D.
+
+With `tfidf_features`, the encoder is a sparse + dense hybrid: TF-IDF of
+1-2 grams (sublinear term frequency, as scikit-learn's
+`TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)`), computed in the
+graph so that an export still takes raw strings, beside the pooled word
+vectors, each part scaled to unit length. Words the vectors miss, and word
+pairs, still count.
 """
 
 import keras
@@ -50,6 +57,53 @@ class MaskedPooling1D(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+@keras.saving.register_keras_serializable(package="tfxfer")
+class SublinearTfIdf(keras.layers.Layer):
+    """Term counts -> `(1 + log count) * idf`, scaled to unit length.
+
+    `idf` (one weight per term, not trained) is set by `adapt` from the
+    counts of a corpus: `log((1 + n) / (1 + df)) + 1`, scikit-learn's
+    smoothed idf. Index 0, `TextVectorization`'s out-of-vocabulary count, weighs 0.
+    """
+
+    def __init__(self, num_terms, **kwargs):
+        super().__init__(**kwargs)
+        self.num_terms = int(num_terms)
+        self.idf = self.add_weight(shape=(self.num_terms,), initializer="ones", trainable=False, name="idf")
+
+    def adapt(self, counts):
+        """Sets `idf` from `counts`, an iterable of `(batch, num_terms)` count arrays."""
+        documents, frequency = 0, np.zeros(self.num_terms, dtype=np.float64)
+        for batch in counts:
+            batch = np.asarray(batch)
+            documents += len(batch)
+            frequency += (batch > 0).sum(axis=0)
+        idf = np.log((1.0 + documents) / (1.0 + frequency)) + 1.0
+        idf[0] = 0.0
+        self.idf.assign(idf.astype("float32"))
+
+    def call(self, counts):
+        ops = keras.ops
+        counts = ops.cast(counts, self.compute_dtype)
+        weighted = ops.where(counts > 0, 1.0 + ops.log(ops.maximum(counts, 1.0)), 0.0) * self.idf
+        return weighted / ops.maximum(ops.sqrt(ops.sum(weighted * weighted, axis=-1, keepdims=True)), 1e-12)
+
+    def get_config(self):
+        return {**super().get_config(), "num_terms": self.num_terms}
+
+
+def tfidf_features_layers(texts, num_terms=20000):
+    """Raw strings -> sublinear TF-IDF of 1-2 grams over the `num_terms` most
+    frequent in `texts` (a `keras.Sequential` of `TextVectorization` and
+    `SublinearTfIdf`, both adapted on `texts`)."""
+    texts = as_text_array(texts)
+    counter = keras.layers.TextVectorization(max_tokens=num_terms, ngrams=2, output_mode="count", name="term_counts")
+    counter.adapt(texts, batch_size=1024)
+    weighting = SublinearTfIdf(counter.vocabulary_size(), name="tfidf")
+    weighting.adapt(counter(texts[start : start + 1024]) for start in range(0, len(texts), 1024))
+    return counter, weighting
+
+
 def text_vectorizer(texts, max_tokens=20000, sequence_length=256):
     """A `TextVectorization` (lower case, punctuation stripped) adapted on `texts`."""
     vectorizer = keras.layers.TextVectorization(
@@ -81,7 +135,15 @@ def as_model_inputs(x):
 
 
 def text_encoder(
-    texts, word_vectors=None, dim=None, pooling="mean", max_tokens=20000, sequence_length=256, trainable=None, seed=0
+    texts,
+    word_vectors=None,
+    dim=None,
+    pooling="mean",
+    max_tokens=20000,
+    sequence_length=256,
+    trainable=None,
+    seed=0,
+    tfidf_features=0,
 ):
     """A Keras model from raw strings to text features.
 
@@ -91,6 +153,9 @@ def text_encoder(
             scratch (then `dim` is required and the embedding is trainable).
         pooling: `"mean"`, `"max"` (one vector per text) or `"sequence"`.
         trainable: whether the embedding trains; default: only from scratch.
+        tfidf_features: with a number of terms (20000 is a good start),
+            the hybrid encoder: TF-IDF of the most frequent 1-2 grams in
+            `texts`, concatenated with the pooled vectors (`"mean"` or `"max"`).
 
     Returns:
         A functional model named `"text_encoder"` whose one weighted layer,
@@ -112,4 +177,10 @@ def text_encoder(
     vectors = embedding(vectorizer(strings))
     if pooling != "sequence":
         vectors = MaskedPooling1D(pooling, name=f"{pooling}_pooling")(vectors)
+    if tfidf_features:
+        if pooling == "sequence":
+            raise ValueError("The hybrid encoder (tfidf_features) pools the vectors: pass pooling='mean' or 'max'.")
+        counter, weighting = tfidf_features_layers(texts, tfidf_features)
+        unit_vectors = keras.layers.UnitNormalization(name="vector_scaling")(vectors)
+        vectors = keras.layers.Concatenate(name="hybrid")([weighting(counter(strings)), unit_vectors])
     return keras.Model(strings, vectors, name="text_encoder")

@@ -8,6 +8,8 @@ from tfxfer.sources.text_encoding import as_model_inputs, text_encoder
 from tfxfer.sources.word_vectors import WordVectors
 from tfxfer.tasks.task import Task
 
+TEXT_ENCODERS = ("vectors", "hybrid")
+
 
 @keras.saving.register_keras_serializable(package="tfxfer")
 class TextClassifier(Task):
@@ -15,8 +17,9 @@ class TextClassifier(Task):
     model taking strings) and a head, on raw strings.
 
     A source that returns one vector per text gets feature standardisation
-    (`feature_scaling`, adapted by `fit_head` and `fine_tune`), dropout and
-    a dense layer;
+    (`feature_scaling`, adapted by `fit_head` and `fine_tune`; off for a
+    source whose features are already scaled, such as the hybrid encoder),
+    dropout and a dense layer;
     one that returns token vectors `(batch, steps, dim)` gets a small Conv1D
     (`conv_filters`, width 5, ReLU) and max pooling first. Logits are float32.
     `l2_sp` and `head_l2` as for `ImageClassifier`.
@@ -31,7 +34,17 @@ class TextClassifier(Task):
     (1, 2)
     """
 
-    def __init__(self, backbone, num_classes, dropout=0.2, conv_filters=128, l2_sp=None, head_l2=None, **kwargs):
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        dropout=0.2,
+        conv_filters=128,
+        l2_sp=None,
+        head_l2=None,
+        feature_scaling=True,
+        **kwargs,
+    ):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
 
@@ -42,7 +55,7 @@ class TextClassifier(Task):
         features = self._anchored(features, l2_sp)
         self.conv = self.sequence_pooling = self.feature_scaling = None
         if len(features.shape) == 2:
-            self.feature_scaling = self._scaling_layer()
+            self.feature_scaling = self._scaling_layer() if feature_scaling else None
         elif len(features.shape) == 3:
             self.conv = keras.layers.Conv1D(conv_filters, 5, padding="same", activation="relu", name="conv")
             self.sequence_pooling = keras.layers.GlobalMaxPooling1D(name="sequence_pooling")
@@ -56,14 +69,14 @@ class TextClassifier(Task):
         # === Functional Model ===
         if self.conv is not None:
             features = self.sequence_pooling(self.conv(features))
-        else:
+        elif self.feature_scaling is not None:
             features = self.feature_scaling(features)
         logits = self.head(self.head_dropout(features))
         super().__init__(strings, logits, **kwargs)
 
         # === Config ===
         self._keep_config(num_classes, dropout, l2_sp, head_l2)
-        self.conv_filters = conv_filters
+        self.conv_filters, self.scales_features = conv_filters, bool(feature_scaling)
 
     @classmethod
     def from_word_vectors(
@@ -71,6 +84,7 @@ class TextClassifier(Task):
         word_vectors,
         texts,
         num_classes,
+        encoder="vectors",
         pooling="mean",
         dim=None,
         max_tokens=20000,
@@ -84,14 +98,31 @@ class TextClassifier(Task):
         Args:
             word_vectors: a `WordVectors`, a path for `WordVectors.load`, or
                 None to learn the embedding from scratch (pass `dim`).
+            encoder: `"vectors"` (pooled word vectors, standardised before
+                the head) or `"hybrid"` (TF-IDF of 1-2 grams beside the
+                pooled vectors, `max_tokens` terms: every word counts, with a
+                vector or not).
             pooling: `"mean"`, `"max"` or `"sequence"` (a Conv1D head).
             trainable: train the embedding; by default only from scratch.
             Other arguments: see `text_encoder`.
         """
+        if encoder not in TEXT_ENCODERS:
+            raise ValueError(f"encoder must be one of {TEXT_ENCODERS}. Received: encoder={encoder!r}")
         if word_vectors is not None and not isinstance(word_vectors, WordVectors):
             word_vectors = WordVectors.load(word_vectors)
-        encoder = text_encoder(texts, word_vectors, dim, pooling, max_tokens, sequence_length, trainable, seed)
-        return cls(encoder, num_classes, dropout=dropout)
+        hybrid = encoder == "hybrid"
+        source = text_encoder(
+            texts,
+            word_vectors,
+            dim,
+            pooling,
+            max_tokens,
+            sequence_length,
+            trainable,
+            seed,
+            tfidf_features=max_tokens if hybrid else 0,
+        )
+        return cls(source, num_classes, dropout=dropout, feature_scaling=not hybrid)
 
     @classmethod
     def from_preset(cls, preset, num_classes, texts=None, dropout=0.2, seed=0, **encoder_kwargs):
@@ -104,8 +135,9 @@ class TextClassifier(Task):
                 taking strings.
             texts: the training texts the vocabulary is adapted on (word
                 vectors only; unlabelled texts are welcome).
-            encoder_kwargs: `pooling`, `max_tokens`, `sequence_length`,
-                `trainable` for word vectors (see `from_word_vectors`).
+            encoder_kwargs: `encoder`, `pooling`, `max_tokens`,
+                `sequence_length`, `trainable` for word vectors (see
+                `from_word_vectors`).
         """
         kind, where = text_source(preset)
         if kind == "module":
@@ -135,7 +167,7 @@ class TextClassifier(Task):
     @property
     def head_layers(self):
         start = [self.conv, self.sequence_pooling] if self.conv is not None else [self.feature_scaling]
-        return [*start, self.head_dropout, self.head]
+        return [*(layer for layer in start if layer is not None), self.head_dropout, self.head]
 
     def get_config(self):
-        return {**super().get_config(), "conv_filters": self.conv_filters}
+        return {**super().get_config(), "conv_filters": self.conv_filters, "feature_scaling": self.scales_features}

@@ -22,6 +22,8 @@ from tfxfer.transfer.budget import MIN_STEPS, stage_plan
 from tfxfer.transfer.fine_tuning import kept_compile_arguments, source_outputs
 from tfxfer.transfer.optimizers import warmup_cosine
 
+SOLVERS = ("adam", "auto")
+
 
 def default_cache_dir():
     """`$TFXFER_CACHE`, else `$XDG_CACHE_HOME/tfxfer` (`~/.cache/tfxfer`), `/features`."""
@@ -123,6 +125,7 @@ def fit_head(
     cache_dir=None,
     progress=True,
     verbose="auto",
+    solver="adam",
     **fit_kwargs,
 ):
     """Trains the head of a task model on cached source features.
@@ -138,6 +141,13 @@ def fit_head(
             or a number of epochs to run as asked.
         learning_rate: peak rate of the default optimizer.
         patience: see `tfxfer.transfer.budget.stage_plan`.
+        solver: `"adam"` (gradient steps, as above) or `"auto"`: a head
+            that is linear on the features (scaling, dropout, one dense
+            layer, the default loss) is a convex problem, solved exactly by
+            scikit-learn's `LinearSVC` (C=1, one class against the rest),
+            its scores scaled into logits by the temperature with the best
+            validation log-loss; it needs `validation_data`. Any other head
+            trains with Adam.
 
     A compiled `model` trains with its own optimizer, loss and metrics;
     otherwise Adam at `learning_rate` with a 10% warm-up and cosine decay
@@ -147,6 +157,30 @@ def fit_head(
     Returns:
         the `History` of the head's `fit`.
     """
+    features = source_features(model, x, y, batch_size, cache_dir, progress)
+    if validation_data is not None:
+        val_x, val_y = validation_data
+        validation_data = (source_features(model, val_x, val_y, batch_size, cache_dir, progress), val_y)
+    return fit_head_on_features(
+        model,
+        features,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        validation_data=validation_data,
+        min_steps=min_steps,
+        patience=patience,
+        verbose=verbose,
+        solver=solver,
+        **fit_kwargs,
+    )
+
+
+def source_features(model, x, y=None, batch_size=32, cache_dir=None, progress=True):
+    """The frozen source's features of `x` for `model`'s head (checked, then
+    from the cache or computed once); the first call adapts the head's
+    feature scaling on them."""
     _refuse_randomness_before(model)
     if hasattr(model, "check_labels"):
         model.check_labels(y)
@@ -156,6 +190,42 @@ def fit_head(
     features, _ = extract_features(model.backbone, x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
     if hasattr(model, "adapt_feature_scaling"):
         model.adapt_feature_scaling(features)
+    return features
+
+
+def fit_head_on_features(
+    model,
+    features,
+    y,
+    epochs="auto",
+    batch_size=32,
+    learning_rate=3e-3,
+    validation_data=None,
+    min_steps=None,
+    patience="auto",
+    verbose="auto",
+    fresh_optimizer=False,
+    solver="adam",
+    seed=0,
+    **fit_kwargs,
+):
+    """`fit_head` on features already extracted (`source_features`), with
+    validation features in `validation_data`. `fresh_optimizer` starts a new
+    default optimizer even if `model` is compiled (a new stage)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}. Received: solver={solver!r}")
+    dense = linear_head(model) if solver == "auto" and validation_data is not None else None
+    if dense is not None:
+        if verbose:
+            print("fit_head: the linear head solved exactly (LinearSVC, scores calibrated on the validation data)")
+        with model.distribute_strategy.scope():
+            head = head_on_features(model, features)
+            if not getattr(model, "compiled", False):
+                model.compile()
+            head.compile(optimizer=model.optimizer, **kept_compile_arguments(model))  # callbacks read it
+        history = fit_linear_head(head, dense, features, y, fit_kwargs.get("sample_weight"), *validation_data, seed)
+        _report_one_epoch(fit_kwargs.get("callbacks") or [], head, history)
+        return history
     plan = stage_plan(
         "head",
         -(-len(features) // batch_size),
@@ -164,25 +234,18 @@ def fit_head(
         min_steps=min_steps or MIN_STEPS,
         patience=patience,
     )
-    compiled = getattr(model, "compiled", False) and model.optimizer is not None
+    compiled = getattr(model, "compiled", False) and model.optimizer is not None and not fresh_optimizer
     kept = kept_compile_arguments(model)
     with model.distribute_strategy.scope():  # the head's weights and optimizer state live there
-        head = HeadOnFeatures([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])
-        if not compiled:
-            model.compile(
-                optimizer=keras.optimizers.Adam(warmup_cosine(learning_rate, plan.epochs * plan.steps_per_epoch))
-            )
+        head = head_on_features(model, features)
+        if not compiled:  # the default optimizer; a compiled model's loss and metrics kept
+            schedule = warmup_cosine(learning_rate, plan.epochs * plan.steps_per_epoch)
+            model.compile(optimizer=keras.optimizers.Adam(schedule), **kept)
             kept = kept_compile_arguments(model)
         head.compile(optimizer=model.optimizer, **kept)
     if verbose:
         how = "the model's optimizer" if compiled else f"Adam at {learning_rate:g} (warm-up + cosine)"
         print(f"fit_head, {plan.describe()}; {how}")
-    if validation_data is not None:
-        val_x, val_y = validation_data
-        val_features, _ = extract_features(
-            model.backbone, val_x, batch_size=batch_size, cache_dir=cache_dir, progress=progress
-        )
-        validation_data = (val_features, val_y)
     callbacks = [*plan.callbacks, *fit_kwargs.pop("callbacks", [])]
     return head.fit(
         features,
@@ -194,6 +257,79 @@ def fit_head(
         verbose=verbose,
         **fit_kwargs,
     )
+
+
+def linear_head(model):
+    """The head's one dense layer when the head is linear (feature scaling
+    and dropout aside) and no compiled loss says otherwise; else None."""
+    import keras
+
+    passive = keras.layers.Dropout | keras.layers.Normalization | keras.layers.GlobalAveragePooling2D
+    layers = [layer for layer in model.head_layers if not isinstance(layer, passive)]
+    dense = layers[0] if len(layers) == 1 and isinstance(layers[0], keras.layers.Dense) else None
+    if dense is None or dense.activation not in (keras.activations.linear, None) or dense.kernel_regularizer:
+        return None
+    custom_loss = getattr(model, "compiled", False) and not isinstance(
+        model.loss, keras.losses.SparseCategoricalCrossentropy
+    )
+    return None if custom_loss else dense
+
+
+def fit_linear_head(
+    head, dense, features, labels, weights, val_features, val_y, seed, temperatures=(1, 3, 10, 30, 100)
+):
+    """Sets `dense` to a linear SVM (scikit-learn's `LinearSVC`, one class
+    against the rest, C=1) of `labels` on the head's input (the features
+    after its scaling), its scores scaled into logits by the temperature
+    with the best validation log-loss. Returns a one-epoch `History` of
+    the training and validation loss and accuracy."""
+    from sklearn.svm import LinearSVC
+
+    before_dense = keras.Sequential([keras.Input(features.shape[1:]), *head.layers[: head.layers.index(dense)]])
+    inputs = before_dense.predict(features, batch_size=512, verbose=0)
+    val_inputs = before_dense.predict(val_features, batch_size=512, verbose=0)
+    svm = LinearSVC(C=1.0, random_state=seed).fit(inputs, labels, sample_weight=weights)
+    coef, intercept = svm.coef_, svm.intercept_
+    if len(svm.classes_) == 2:  # one row for two classes: class 1's score, class 0's its negative
+        coef, intercept = np.stack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
+    kernel = np.zeros((inputs.shape[1], dense.units), "float32")
+    bias = np.full(dense.units, -30.0, "float32")  # a class never seen is not predicted
+    kernel[:, svm.classes_], bias[svm.classes_] = coef.T, intercept
+    val_scores = val_inputs @ kernel + bias
+    val_y = np.asarray(val_y)
+    scale = min(temperatures, key=lambda t: _log_loss(t * val_scores, val_y))
+    dense.set_weights([scale * kernel, scale * bias])
+    history = keras.callbacks.History()
+    train_logits, val_logits = scale * (inputs @ kernel + bias), scale * val_scores
+    history.history = {
+        "loss": [_log_loss(train_logits, np.asarray(labels))],
+        "accuracy": [float(np.mean(train_logits.argmax(1) == labels))],
+        "val_loss": [_log_loss(val_logits, val_y)],
+        "val_accuracy": [float(np.mean(val_logits.argmax(1) == val_y))],
+    }
+    history.set_model(head)
+    return history
+
+
+def _report_one_epoch(callbacks, head, history):
+    """Tells `callbacks` (TensorBoard, loggers) of a solved head as of one epoch."""
+    callbacks = keras.callbacks.CallbackList(callbacks, model=head)
+    logs = {name: values[-1] for name, values in history.history.items()}
+    callbacks.on_train_begin()
+    callbacks.on_epoch_begin(0)
+    callbacks.on_epoch_end(0, logs)
+    callbacks.on_train_end(logs)
+
+
+def _log_loss(logits, labels):
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_probabilities[np.arange(len(labels)), labels]))
+
+
+def head_on_features(model, features):
+    """`model`'s own head layers as a model on `features` (shared weights)."""
+    return HeadOnFeatures([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])
 
 
 class HeadOnFeatures(MultiWorkerFit, keras.Sequential):
