@@ -15,7 +15,7 @@ from tfxfer.methods import (
     SpectralShrinkage,
 )
 from tfxfer.sources.applications import ApplicationPreprocessing
-from tfxfer.sources.text_encoding import MaskedPooling1D
+from tfxfer.sources.text_encoding import MaskedPooling1D, SublinearTfIdf
 from tfxfer.walk import walk_layers
 
 from helpers import IMAGE_SHAPE, small_bn_model
@@ -26,6 +26,12 @@ TEXTS = np.array(["the rocket reached orbit", "god and faith", "a launch to orbi
 
 def _pair(shape):
     return [RNG.normal(size=(4, *shape)).astype("float32") for _ in range(2)]
+
+
+def _adapted_tfidf():
+    layer = SublinearTfIdf(6)
+    layer.adapt([RNG.poisson(0.5, size=(10, 6))])
+    return layer
 
 
 def _anchor():
@@ -56,6 +62,7 @@ FACTORIES = {
         RNG.integers(0, 256, (2, 32, 32, 3)).astype("uint8"),
     ),
     "MaskedPooling1D": lambda: (MaskedPooling1D("max"), RNG.normal(size=(4, 6, 3)).astype("float32")),
+    "SublinearTfIdf": lambda: (_adapted_tfidf(), RNG.poisson(0.7, size=(4, 6)).astype("float32") + 1.0),
     "SourceAnchor": _anchor,
     "SpectralShrinkage": lambda: (SpectralShrinkage(1e-3, k=2), RNG.normal(size=(4, 5)).astype("float32")),
     "TextClassifier": lambda: (tfxfer.TextClassifier.from_word_vectors(None, TEXTS, 2, dim=4), TEXTS),
