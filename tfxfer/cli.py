@@ -213,7 +213,7 @@ def fit_image(source, data, input_size, weights, augment, **options):
 @_shown(
     "--text-encoder",
     "hybrid",
-    type=click.Choice(("hybrid", "vectors")),
+    type=click.Choice(("hybrid", "vectors")),  # TextClassifier.TEXT_ENCODERS, without importing TF
     help="Word-vector sources: hybrid (TF-IDF of 1-2 grams beside the pooled vectors) or vectors (pooled only).",
 )
 @_training_options

@@ -93,9 +93,9 @@ class SublinearTfIdf(keras.layers.Layer):
 
 
 def tfidf_features_layers(texts, num_terms=20000):
-    """Raw strings -> sublinear TF-IDF of 1-2 grams over the `num_terms` most
-    frequent in `texts` (a `keras.Sequential` of `TextVectorization` and
-    `SublinearTfIdf`, both adapted on `texts`)."""
+    """`(counter, weighting)`: a `TextVectorization` counting the `num_terms`
+    most frequent 1-2 grams of `texts`, and the `SublinearTfIdf` adapted on
+    its counts; `weighting(counter(strings))` is the TF-IDF."""
     texts = as_text_array(texts)
     counter = keras.layers.TextVectorization(max_tokens=num_terms, ngrams=2, output_mode="count", name="term_counts")
     counter.adapt(texts, batch_size=1024)
