@@ -82,6 +82,8 @@ def test_arguments_are_checked(task):
     model = _model(texts)
     with pytest.raises(ValueError, match="pseudo_label_weight"):
         tfxfer.self_train(model, *labelled, mixed, validation, pseudo_label_weight=2.0)
+    with pytest.raises(ValueError, match="threshold"):
+        tfxfer.self_train(model, *labelled, mixed, validation, threshold=1.5)
     with pytest.raises(ValueError, match="solver"):
         tfxfer.self_train(model, *labelled, mixed, validation, solver="sgd")
 

@@ -96,6 +96,10 @@ def self_train(
     """
     if not 0.0 < pseudo_label_weight <= 1.0:
         raise ValueError(f"pseudo_label_weight must be in (0, 1]. Received: pseudo_label_weight={pseudo_label_weight}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(
+            f"threshold is the least softmax confidence of a pseudo-label, in [0, 1). Received: threshold={threshold}"
+        )
     if int(rounds) < 1:
         raise ValueError(f"rounds must be at least 1. Received: rounds={rounds}")
     y = np.asarray(y)
