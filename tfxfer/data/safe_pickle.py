@@ -60,6 +60,13 @@ def restricted_loads(data, allowed, what, encoding="ASCII"):
 
     `allowed` maps each to None (import it as named) or a function returning
     the object to use instead. `what` says what the file should hold, for
-    the refusal message. Raises `pickle.UnpicklingError` on anything else.
+    the refusal message. Raises `pickle.UnpicklingError` on anything else,
+    and on a damaged size field that asks for more memory than there is.
     """
-    return _RestrictedUnpickler(io.BytesIO(data), allowed, what, encoding=encoding).load()
+    try:
+        return _RestrictedUnpickler(io.BytesIO(data), allowed, what, encoding=encoding).load()
+    except (MemoryError, OverflowError) as error:
+        raise pickle.UnpicklingError(
+            f"a size in the {len(data)}-byte pickle asks for more memory than it can hold ({type(error).__name__}): "
+            "the file is damaged"
+        ) from error
