@@ -1,6 +1,7 @@
 """WordVectors: each format read, malformed files named, rows aligned word by word."""
 
 import gzip
+import re
 
 import keras
 import numpy as np
@@ -128,3 +129,40 @@ def test_fasttext_binary_model_serves_unknown_words_from_subwords(tmp_path):
     loaded = WordVectors.load(tmp_path / "model.bin")  # detected by its magic number, not its suffix
     np.testing.assert_allclose(loaded.lookup("rocket"), model.wv["rocket"], atol=1e-6)
     assert loaded.lookup("rocketry") is not None  # out of vocabulary, built from character n-grams
+
+
+def test_adapt_keeps_source_words_close_and_learns_new_ones():
+    """A source trained on gensim's bundled Lee corpus; the target texts are
+    the same corpus with "government" renamed "zorblax", a word the source
+    never saw. Adapting learns it near where "government" was, and moves
+    the source's own words only a little (source_rate=0.1)."""
+    from gensim.models import Word2Vec
+    from gensim.test.utils import datapath
+
+    from tfxfer.sources.word_vectors import _standardize
+
+    with open(datapath("lee_background.cor")) as corpus:
+        lines = corpus.read().splitlines()
+    source = Word2Vec(
+        [_standardize(line).split() for line in lines], vector_size=32, min_count=3, epochs=20, seed=0, workers=1
+    ).wv
+    vectors = WordVectors(source)  # adapt replaces its vectors, leaving `source` as it was
+    kept = {w: source[w].copy() for w in ("police", "minister", "fire", "government")}
+    target = [re.sub("(?i)government", "zorblax", line) for line in lines]
+
+    report = vectors.adapt(target, epochs=5, verbose=False)
+
+    assert report.words_added >= 1 and vectors.lookup("zorblax") is not None
+    assert report.coverage_after > report.coverage_before
+    assert len(vectors) == len(source) + report.words_added  # no source word lost
+
+    def cosine(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    for word in ("police", "minister", "fire"):
+        assert cosine(kept[word], vectors.lookup(word)) > 0.99
+    new = vectors.lookup("zorblax")
+    neighbours = [w for w, _ in vectors.keyed_vectors.most_similar("zorblax", topn=5)]
+    assert "government" in neighbours and cosine(new, kept["government"]) > 0.8
+    with pytest.raises(ValueError, match="source_rate"):
+        vectors.adapt(target, source_rate=2.0)

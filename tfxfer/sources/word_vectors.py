@@ -8,6 +8,7 @@ row 0 is padding, row 1 out-of-vocabulary, as `get_vocabulary()` lists them.
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -43,6 +44,19 @@ class Coverage:
     def __str__(self):
         tokens = "" if self.token_share is None else f", {self.token_share:.1%} of token occurrences"
         return f"{self.types_found}/{self.types_total} words found ({self.type_share:.1%} of types{tokens})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Adaptation:
+    """What `WordVectors.adapt` did: the share of the texts' tokens with a
+    vector before and after, and how many words it added."""
+
+    coverage_before: float
+    coverage_after: float
+    words_added: int
+
+    def __str__(self):
+        return f"token coverage {self.coverage_before:.1%} -> {self.coverage_after:.1%}, {self.words_added} words added"
 
 
 class WordVectors:
@@ -122,6 +136,79 @@ class WordVectors:
             missing.sort(key=lambda w: -counts.get(w, 0))
         return Coverage(len(found), len(words), token_share, tuple(missing))
 
+    def adapt(self, texts, epochs=5, min_count=5, source_rate=0.1, window=5, seed=0, verbose=True):
+        """Continues training the vectors on the target's texts (labelled and
+        unlabelled), as ULMFiT's middle stage adapts its source to the
+        target domain before any label is used.
+
+        gensim's `Word2Vec` (CBOW, negative sampling) trains on `texts`,
+        standardised as `TextVectorization` does (lower case, punctuation
+        stripped, split on whitespace). The words the source knows start from
+        their source vector and move at `source_rate` times the learning rate
+        (0 keeps them fixed); words new to the source that occur at least
+        `min_count` times are learned, around the source's words. The
+        vectors are replaced in place (as a Keras layer's `adapt` does): the
+        source's words, updated, then the new words.
+
+        Returns:
+            an `Adaptation`: the token coverage of `texts` before and after,
+            and the count of words added.
+
+        Example:
+
+        >>> import numpy as np
+        >>> from gensim.models import KeyedVectors
+        >>> kv = KeyedVectors(8)
+        >>> kv.add_vectors(["rocket", "orbit"], np.eye(8, dtype="float32")[:2])
+        >>> vectors = WordVectors(kv)
+        >>> report = vectors.adapt(["the rocket reached orbit"] * 50, verbose=False)
+        >>> report.words_added, f"{report.coverage_before:.2f} -> {report.coverage_after:.2f}"
+        (2, '0.50 -> 1.00')
+        """
+        from gensim.models import Word2Vec
+
+        if not 0.0 <= source_rate <= 1.0:
+            raise ValueError(
+                f"source_rate must be in [0, 1] (0: the source's words stay fixed). Received: {source_rate}"
+            )
+        sentences = [_standardize(text).split() for text in texts]
+        before = self._token_share(sentences)
+        model = Word2Vec(vector_size=self.dim, window=window, min_count=min_count, seed=seed, workers=1)
+        model.build_vocab(sentences)
+        if not len(model.wv):
+            raise ValueError(f"No word occurs {min_count} times in the texts: pass more texts or a lower min_count.")
+        lock = np.ones(len(model.wv), dtype=np.float32)
+        for index, word in enumerate(model.wv.index_to_key):
+            if (vector := self.lookup(word)) is not None:
+                model.wv.vectors[index], lock[index] = vector, source_rate
+        model.wv.vectors_lockf = lock
+        model.train(sentences, total_examples=len(sentences), epochs=epochs)
+        known = self.keyed_vectors
+        added = [w for w, rate in zip(model.wv.index_to_key, lock) if rate == 1.0]
+        updated = {w: model.wv[w] for w, rate in zip(model.wv.index_to_key, lock) if rate != 1.0}
+        words = list(known.index_to_key) + added
+        vectors = np.concatenate([known.vectors, model.wv[added] if added else np.zeros((0, self.dim))])
+        for variant_of, word in ((self._known_variant(w), w) for w in updated):
+            vectors[known.get_index(variant_of)] = updated[word]
+        from gensim.models import KeyedVectors
+
+        adapted = KeyedVectors(self.dim)
+        adapted.add_vectors(words, vectors.astype(np.float32))
+        self.keyed_vectors = adapted
+        report = Adaptation(before, self._token_share(sentences), len(added))
+        if verbose:
+            print(f"WordVectors.adapt: {report}")
+        return report
+
+    def _known_variant(self, word):
+        """The case variant of `word` that the vectors hold (as `lookup` finds it)."""
+        return next(v for v in _case_variants(word) if self.keyed_vectors.has_index_for(v))
+
+    def _token_share(self, sentences):
+        total = sum(len(s) for s in sentences)
+        known = sum(1 for s in sentences for w in s if self.lookup(w) is not None)
+        return known / max(total, 1)
+
     def embedding_matrix(self, vocabulary, seed=0):
         """`(len(vocabulary) + specials, dim)` float32 rows for `vocabulary`.
 
@@ -156,6 +243,15 @@ class WordVectors:
         layer.build((None, None))
         layer.set_weights([matrix])
         return layer
+
+
+_PUNCTUATION = re.compile(r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']")
+
+
+def _standardize(text):
+    """`TextVectorization`'s default standardisation: lower case, punctuation stripped."""
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return _PUNCTUATION.sub("", text.lower())
 
 
 def _vocabulary(vocabulary):
