@@ -216,3 +216,32 @@ def test_the_schedule_spans_a_batched_dataset():
     assert max(rates) == pytest.approx(1e-2, rel=0.05)
     assert rates[12] == pytest.approx(0.5e-2, rel=0.2)  # the cosine's middle at the start of epoch 2
     assert rates[-1] < 1e-3
+
+
+def test_a_stage_that_ends_below_its_start_on_validation_gives_the_start_back(caplog):
+    """The head learns the labels; fine-tuning then trains on shuffled ones,
+    which lowers the validation accuracy: the head's weights come back."""
+    source = small_source()
+    model = ImageClassifier(source, num_classes=3, dropout=0.0)
+    fine_tune(model, IMAGES, LABELS, epochs=0, warmup_epochs=30, learning_rate=3e-2, verbose=0, batch_size=8)
+    start = [np.array(w) for w in model.weights]
+    start_accuracy = model.evaluate(IMAGES, LABELS, verbose=0, return_dict=True)["accuracy"]
+    assert start_accuracy >= 0.5  # above chance (1/3)
+    wrong = (LABELS + 1) % 3
+    with caplog.at_level("WARNING", logger="tfxfer"):
+        history = fine_tune(
+            model,
+            IMAGES,
+            wrong,
+            epochs=5,
+            warmup_epochs=0,
+            learning_rate=3e-2,
+            validation_data=(IMAGES, LABELS),
+            verbose=0,
+            batch_size=8,
+            patience=None,
+        )["fine_tune"]
+    assert history.history["val_accuracy"][-1] < start_accuracy  # the stage itself did get worse
+    for before, after in zip(start, model.weights):
+        np.testing.assert_array_equal(before, np.array(after))
+    assert any("ended below its start on validation" in m and "kept" in m for m in caplog.messages)

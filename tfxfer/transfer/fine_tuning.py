@@ -16,6 +16,7 @@ import os
 
 import keras
 import numpy as np
+import scipy.sparse
 import tensorflow as tf
 
 from tfxfer._compat import GuardedBackup
@@ -159,6 +160,39 @@ class _ChiefBackup(GuardedBackup):
             super().on_train_end(logs)
 
 
+class _ValidationScore:
+    """The validation accuracy (or loss) of the weights a stage starts from,
+    so that a stage that ends below it gives them back: fine-tuning never
+    leaves a model worse on validation than the head it started from."""
+
+    def __init__(self, model, validation_data, batch_size):
+        self.model, self.validation_data, self.batch_size = model, validation_data, batch_size
+        self.score = self._measure() if validation_data is not None else None
+        self.weights = model.get_weights() if self.score is not None else None
+
+    def _measure(self):
+        data, evaluate = self.validation_data, self.model.evaluate
+        if isinstance(data, tuple | list):  # (x, y) or (x, y, sample_weight)
+            weights = data[2] if len(data) > 2 else None
+            scores = evaluate(
+                data[0], data[1], batch_size=self.batch_size, verbose=0, sample_weight=weights, return_dict=True
+            )
+        else:  # a dataset
+            scores = evaluate(data, verbose=0, return_dict=True)
+        return scores["accuracy"] if "accuracy" in scores else -scores["loss"]
+
+    def keep_if_better(self, stage):
+        if self.score is None:
+            return
+        end = self._measure()
+        if end < self.score:
+            self.model.set_weights(self.weights)
+            _log.warning(
+                f"fine_tune: the {stage} stage ended below its start on validation ({end:.4f} < "
+                f"{self.score:.4f}); the weights it started from are kept."
+            )
+
+
 class _Stage:
     """One `fit` call whose end is recorded, so a rerun skips or resumes it."""
 
@@ -183,10 +217,18 @@ class _Stage:
 
 
 def source_outputs(source, batch):
-    """The source's outputs for one batch, in inference mode, as an array."""
+    """The source's outputs for one batch, in inference mode, as an array
+    (a `scipy.sparse.csr_matrix` for a source with sparse outputs)."""
     if isinstance(source, keras.Model):  # Keras' compiled predict function: graph speed
-        return np.asarray(source.predict_on_batch(batch))
-    return np.asarray(source(batch, training=False))  # a bare layer (e.g. HubFeatures): its own graph
+        outputs = source.predict_on_batch(batch)
+    else:
+        outputs = source(batch, training=False)  # a bare layer (e.g. HubFeatures): its own graph
+    if isinstance(outputs, tf.SparseTensor):
+        indices = outputs.indices.numpy()
+        return scipy.sparse.csr_matrix(
+            (outputs.values.numpy(), (indices[:, 0], indices[:, 1])), shape=tuple(outputs.dense_shape.numpy())
+        )
+    return np.asarray(outputs)
 
 
 def _adapt_scaling(model, x, limit=2048, batch_size=64):
@@ -332,12 +374,14 @@ def fine_tune(
                 f"(warm-up + cosine; the source at {source_rate:g}x), {what}"
             )
         guard = _StopOnNaN(stage.name, checkpoint_dir)
+        start = _ValidationScore(model, validation_data, batch_size)
         history = model.fit(
             x,
             epochs=stage_plan_.epochs,
             callbacks=[*stage.callbacks(), *stage_plan_.callbacks, guard, *callbacks],
             **fit_kwargs,
         )
+        start.keep_if_better(stage.name)
         stage.finish(model)
         return history
 
