@@ -126,3 +126,102 @@ def test_a_real_write_failure_leaves_no_cache(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert "OSError" in done.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sparse_features_are_cached_sparse_and_train_the_same_head(tmp_path, monkeypatch):
+    """A TF-IDF of every 1-2 gram is mostly zeros: a source with sparse
+    outputs (the hybrid's TF-IDF), or dense ones wider than `SPARSE_WIDTH`
+    (lowered here), is cached as a scipy CSR matrix equal to its output, and
+    the head trained on it equals the head trained on dense features."""
+    import scipy.sparse
+    import tensorflow as tf
+
+    from tfxfer import TextClassifier
+    from tfxfer.sources.text_encoding import tfidf_features_layers
+    from tfxfer.transfer import feature_cache
+
+    texts = np.array([f"word{i % 7} word{i % 5} common{i % 3} shared" for i in range(24)], dtype=object)
+    labels = np.arange(24) % 3
+    counter, weighting = tfidf_features_layers(texts)
+    strings = keras.Input((), dtype="string")
+    tfidf = weighting(counter(strings))
+    sparse_source = keras.Model(strings, tfidf, name="tfidf_source")
+    dense_source = keras.Model(
+        strings, keras.layers.Lambda(tf.sparse.to_dense, output_shape=tfidf.shape[1:])(tfidf), name="dense_tfidf"
+    )
+    expected = tf.sparse.to_dense(sparse_source(tf.constant(list(texts)))).numpy()
+
+    features, hit = extract_features(sparse_source, texts, batch_size=8, cache_dir=tmp_path / "sparse", progress=False)
+    assert not hit and scipy.sparse.issparse(features) and features.shape == expected.shape
+    np.testing.assert_allclose(features.toarray(), expected, atol=1e-7)
+    again, hit = extract_features(sparse_source, texts, batch_size=8, cache_dir=tmp_path / "sparse", progress=False)
+    assert hit and (again != features).nnz == 0
+    assert [p.suffix for p in (tmp_path / "sparse").iterdir()] == [".npz"]  # no partial file left
+    dense, _ = extract_features(dense_source, texts, batch_size=8, cache_dir=tmp_path / "dense", progress=False)
+    assert isinstance(dense, np.ndarray) and not scipy.sparse.issparse(dense)
+    monkeypatch.setattr(feature_cache, "SPARSE_WIDTH", 10)
+    wide, _ = extract_features(dense_source, texts, batch_size=8, cache_dir=tmp_path / "wide", progress=False)
+    assert scipy.sparse.issparse(wide)
+    np.testing.assert_allclose(wide.toarray(), expected, atol=1e-7)
+
+    heads = []
+    for source, folder in ((dense_source, "dense"), (sparse_source, "sparse")):
+        model = TextClassifier(source, 3, feature_scaling=False)
+        fit_head(
+            model,
+            texts,
+            labels,
+            validation_data=(texts, labels),
+            solver="auto",
+            cache_dir=tmp_path / folder,
+            progress=False,
+            verbose=0,
+        )
+        heads.append(np.array(model.head.kernel))
+    np.testing.assert_allclose(heads[0], heads[1], atol=1e-5)
+    model = TextClassifier(sparse_source, 3, feature_scaling=False)
+    history = fit_head(  # gradient steps read the sparse rows batch by batch
+        model, texts, labels, epochs=3, learning_rate=0.3, cache_dir=tmp_path / "sparse", progress=False, verbose=0
+    )
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    with pytest.raises(ValueError, match="sparse .* feature_scaling=False"):
+        fit_head(TextClassifier(sparse_source, 3), texts, labels, cache_dir=tmp_path / "sparse", progress=False)
+
+
+def test_refit_learns_from_the_validation_examples_too(tmp_path):
+    """Words seen only in the validation posts: the head solved on the
+    training posts cannot use them; refit (the SVM fitted again on training +
+    validation at the chosen temperature) does, and reports the validation
+    figures from before the refit."""
+    import tensorflow as tf
+    from sklearn.svm import LinearSVC
+
+    from tfxfer import TextClassifier
+    from tfxfer.sources.text_encoding import tfidf_features_layers
+
+    train = np.array([f"alpha{i % 2} common" for i in range(12)], dtype=object)
+    val = np.array([f"beta{i % 2} common" for i in range(12)], dtype=object)
+    labels = np.arange(12) % 2
+    counter, weighting = tfidf_features_layers(np.concatenate([train, val]))
+    strings = keras.Input((), dtype="string")
+    source = keras.Model(strings, weighting(counter(strings)))
+    predictions = {}
+    for refit in (False, True):
+        model = TextClassifier(source, 2, feature_scaling=False)
+        history = fit_head(
+            model,
+            train,
+            labels,
+            validation_data=(val, labels),
+            solver="auto",
+            refit=refit,
+            cache_dir=tmp_path,
+            progress=False,
+            verbose=0,
+        )
+        assert history.history["val_accuracy"] == [0.5]  # measured before any refit
+        predictions[refit] = model.predict(val, verbose=0).argmax(1)
+    assert (predictions[False] == labels).mean() == 0.5 and (predictions[True] == labels).all()
+    features = tf.sparse.to_dense(source(tf.constant(list(np.concatenate([train, val]))))).numpy()
+    svm = LinearSVC().fit(features, np.concatenate([labels, labels]))
+    np.testing.assert_array_equal(svm.predict(features[12:]), predictions[True])

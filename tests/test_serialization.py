@@ -4,6 +4,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfxfer
 from tfxfer.methods import (
@@ -32,6 +33,10 @@ def _adapted_tfidf():
     layer = SublinearTfIdf(6)
     layer.adapt([RNG.poisson(0.5, size=(10, 6))])
     return layer
+
+
+def _hybrid():
+    return tfxfer.TextClassifier.from_word_vectors(None, TEXTS, 2, dim=4, encoder="hybrid"), TEXTS
 
 
 def _anchor():
@@ -66,6 +71,10 @@ FACTORIES = {
     "SourceAnchor": _anchor,
     "SpectralShrinkage": lambda: (SpectralShrinkage(1e-3, k=2), RNG.normal(size=(4, 5)).astype("float32")),
     "TextClassifier": lambda: (tfxfer.TextClassifier.from_word_vectors(None, TEXTS, 2, dim=4), TEXTS),
+    # In the hybrid encoder: its term counter standardizes with this function,
+    # and its pooled vectors join the sparse TF-IDF as sparse rows.
+    "word_tokens": lambda: _hybrid(),
+    "SparseRows": lambda: _hybrid(),
 }
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
 
@@ -78,8 +87,15 @@ def test_every_registered_class_is_covered():
     assert _registered() == sorted([*FACTORIES, *OPTIMIZERS])
 
 
+def _dense(outputs):
+    """Outputs as an array; a sparse output (the TF-IDF) densified."""
+    if isinstance(outputs, tf.SparseTensor):
+        outputs = tf.sparse.to_dense(outputs)
+    return keras.ops.convert_to_numpy(outputs)
+
+
 def _outputs(obj, inputs):
-    return keras.ops.convert_to_numpy(obj(inputs, training=False) if isinstance(obj, keras.Model) else obj(inputs))
+    return _dense(obj(inputs, training=False) if isinstance(obj, keras.Model) else obj(inputs))
 
 
 def _as_model(obj, inputs):
@@ -109,7 +125,7 @@ def _round_trips(obj, inputs, tmp_path, safe_mode=True):
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=safe_mode)
     np.testing.assert_allclose(
-        np.asarray(loaded.predict(inputs, verbose=0)), np.asarray(model.predict(inputs, verbose=0)), atol=1e-6
+        _dense(loaded.predict(inputs, verbose=0)), _dense(model.predict(inputs, verbose=0)), atol=1e-6
     )
     for saved, restored in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))

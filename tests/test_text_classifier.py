@@ -4,6 +4,7 @@ cached, saved, exported; and a hub text module as its source."""
 import keras
 import numpy as np
 import pytest
+import scipy.sparse
 import tensorflow as tf
 from gensim.models import KeyedVectors
 
@@ -11,6 +12,7 @@ import tfxfer
 from tfxfer import export_hub_module
 from tfxfer.sources.text_encoding import MaskedPooling1D, tfidf_features_layers
 from tfxfer.transfer.feature_cache import extract_features, fit_head
+from tfxfer.transfer.fine_tuning import source_outputs
 
 SPACE = ["orbit", "rocket", "launch", "moon", "nasa", "shuttle"]
 FAITH = ["god", "faith", "church", "bible", "belief", "atheism"]
@@ -112,12 +114,33 @@ def test_cached_text_features_equal_the_model(vectors, corpus, tmp_path):
 def test_conv_head_on_token_vectors_and_from_scratch(vectors, corpus):
     texts, labels = corpus
     conv = tfxfer.TextClassifier.from_word_vectors(vectors, texts, 2, pooling="sequence", sequence_length=10)
-    assert conv.backbone.output.shape == (None, 10, 6) and conv.conv is not None
+    assert conv.backbone.output.shape == (None, 10, 6) and len(conv.sequence_layers) == 2
     assert [layer.name for layer in conv.head_layers] == ["conv", "sequence_pooling", "head_dropout", "logits"]
     scratch = tfxfer.TextClassifier.from_word_vectors(None, texts, 2, dim=5)
     assert scratch.backbone.get_layer("word_embedding").trainable
     with pytest.raises(ValueError, match="pass dim="):
         tfxfer.TextClassifier.from_word_vectors(None, texts, 2)
+
+
+def test_rnn_head_skips_the_padding_and_trains(vectors, corpus, tmp_path):
+    texts, labels = corpus
+    model = tfxfer.TextClassifier.from_word_vectors(vectors, texts, 2, encoder="rnn", sequence_length=10)
+    assert [layer.name for layer in model.head_layers] == [
+        "padding_mask",
+        "bidirectional_gru",
+        "head_dropout",
+        "logits",
+    ]
+    features = model.backbone.predict(texts[:6], verbose=0)
+    assert (features[:, -1] == 0).all()  # short texts: padded with zero rows
+    head = keras.Sequential([keras.Input((None, 6)), *model.head_layers])
+    longer = np.concatenate([features, np.zeros((6, 7, 6), "float32")], axis=1)
+    np.testing.assert_allclose(head.predict(longer, verbose=0), head.predict(features, verbose=0), atol=1e-5)
+    fit_head(model, texts, labels, epochs=20, learning_rate=3e-2, cache_dir=tmp_path, progress=False, verbose=0)
+    assert model.evaluate(texts, labels, verbose=0)[1] == 1.0
+    model.save(tmp_path / "rnn.keras")
+    reloaded = keras.models.load_model(tmp_path / "rnn.keras")
+    np.testing.assert_allclose(reloaded.predict(texts, verbose=0), model.predict(texts, verbose=0), atol=1e-5)
 
 
 def test_a_hub_text_module_as_the_source(corpus, tmp_path):
@@ -135,7 +158,7 @@ def test_hybrid_tfidf_equals_scikit_learn():
 
     texts, _ = _corpus(30, 3)
     counter, weighting = tfidf_features_layers(texts, num_terms=200)
-    ours = weighting(counter(tf.constant(list(texts)))).numpy()
+    ours = tf.sparse.to_dense(weighting(counter(tf.constant(list(texts))))).numpy()  # sparse, as the counts
     vocabulary = counter.get_vocabulary()[1:]  # index 0 is the out-of-vocabulary count
     reference = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocabulary).fit_transform(texts)
     np.testing.assert_allclose(ours[:, 1:], reference.toarray(), atol=1e-6)
@@ -145,11 +168,13 @@ def test_hybrid_tfidf_equals_scikit_learn():
 def test_hybrid_encoder_saves_and_serves_raw_strings(vectors, corpus, tmp_path):
     texts, labels = corpus
     model = tfxfer.TextClassifier.from_word_vectors(vectors, texts, num_classes=2, encoder="hybrid")
-    assert model.feature_scaling is None
-    features = model.backbone.predict(texts[:4], verbose=0)
+    assert model.feature_scaling is None and model.get_config()["dropout"] == 0.0  # no dropout on a TF-IDF
+    features = source_outputs(model.backbone, texts[:4])
+    assert scipy.sparse.issparse(features)  # the hybrid's output stays sparse
+    features = features.toarray()
     tfidf, pooled = features[:, :-6], features[:, -6:]
-    np.testing.assert_allclose(np.linalg.norm(tfidf, axis=1), 1.0, atol=1e-5)  # each part at unit length
-    np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(tfidf, axis=1), 1.0, atol=1e-5)  # the TF-IDF at unit length
+    np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 0.1, atol=1e-6)  # the vectors at vector_weight
     fit_head(model, texts, labels, epochs=3, progress=False, verbose=0)
     probe = np.array(["rocket to the moon", "faith in god", "", "unknown words only"], dtype=object)
     expected = keras.ops.softmax(model.predict(probe, verbose=0)).numpy()

@@ -96,7 +96,8 @@ def _training_options(command):
             "auto",
             type=_WordOrNumber("auto"),
             help="Fine-tuning epochs (0: feature extraction only). auto: at least 300 optimizer steps "
-            "and 5 epochs, early stopping on the validation split.",
+            "and 5 epochs, early stopping on the validation split; none for the hybrid text encoder, "
+            "whose head is solved exactly.",
         ),
         _shown(
             "--unfreeze",
@@ -213,8 +214,9 @@ def fit_image(source, data, input_size, weights, augment, **options):
 @_shown(
     "--text-encoder",
     "hybrid",
-    type=click.Choice(("hybrid", "vectors")),  # TextClassifier.TEXT_ENCODERS, without importing TF
-    help="Word-vector sources: hybrid (TF-IDF of 1-2 grams beside the pooled vectors) or vectors (pooled only).",
+    type=click.Choice(("hybrid", "vectors", "rnn")),  # TextClassifier.TEXT_ENCODERS, without importing TF
+    help="Word-vector sources: hybrid (TF-IDF of 1-2 grams beside the pooled vectors), vectors (pooled only) "
+    "or rnn (a bidirectional GRU over the token vectors).",
 )
 @_training_options
 def fit_text(source, data, remove, text_encoder, **options):

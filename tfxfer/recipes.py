@@ -56,6 +56,9 @@ def train_and_report(
         unlabelled: inputs without labels: the head is then self-trained
             (`self_train`), and fine-tuning runs on the labelled and the
             pseudo-labelled examples of its best round.
+        epochs: of fine-tuning; `"auto"` sizes them to the data, and skips
+            fine-tuning where `model.fine_tunes_by_default` is False (the
+            hybrid text encoder).
 
     Returns:
         dict of the test figures (and `self_training`: its rounds).
@@ -68,6 +71,14 @@ def train_and_report(
     (x_train, y_train), validation = data.held_out(validation_fraction, seed)
     started = time.perf_counter()
     histories, self_training = {"head": None, "fine_tune": None}, None
+    if epochs == "auto" and not model.fine_tunes_by_default:
+        epochs = 0
+        if verbose:
+            print(
+                f"fine-tuning skipped: {type(model).__name__}.fine_tunes_by_default is False for this source "
+                "(pass --epochs N to fine-tune anyway)"
+            )
+    refit = not epochs  # a solved head with no fine-tuning after it may learn from the validation split too
     if head_epochs and unlabelled is not None and len(unlabelled):
         result = self_train(
             model,
@@ -77,6 +88,7 @@ def train_and_report(
             validation,
             batch_size=batch_size,
             seed=seed,
+            refit=refit,
             progress=bool(verbose),
             verbose=verbose,
         )
@@ -94,6 +106,7 @@ def train_and_report(
             callbacks=[run.tensorboard("head")],
             verbose=verbose,
             solver="auto",
+            refit=refit,
         )
     if epochs:
         fit_data = (train(x_train, y_train),) if train else (x_train, y_train)

@@ -6,6 +6,7 @@ import inspect
 
 import keras
 import numpy as np
+import scipy.sparse
 
 from tfxfer.distribute import MultiWorkerFit
 from tfxfer.methods.regularization import SourceAnchor
@@ -57,10 +58,21 @@ class Task(MultiWorkerFit, keras.Model):
         layer = getattr(self, "feature_scaling", None)
         if layer is None or int(np.asarray(layer.count)) > 0:
             return False
+        if scipy.sparse.issparse(features):
+            raise ValueError(
+                f"The source's features are sparse ({features.shape[1]} wide, a TF-IDF): they come "
+                "scaled from the source. Build the task with feature_scaling=False."
+            )
         features = np.asarray(features, dtype="float32")
         if features.ndim == 4:  # a feature map: the head pools it first
             features = features.mean(axis=(1, 2))
         layer.adapt(features)
+        return True
+
+    @property
+    def fine_tunes_by_default(self):
+        """Whether the recipes and the CLI fine-tune the source after the
+        head when the fine-tuning epochs are `"auto"`."""
         return True
 
     def fine_tuning_rates(self):

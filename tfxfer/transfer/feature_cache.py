@@ -14,6 +14,7 @@ import os
 
 import keras
 import numpy as np
+import scipy.sparse
 import tqdm
 
 from tfxfer.distribute import MultiWorkerFit
@@ -53,40 +54,63 @@ def cache_key(source, inputs):
     return digest.hexdigest()[:32]
 
 
+SPARSE_WIDTH = 65536  # wider features (TF-IDF of every 1-2 gram) are mostly zeros: stored sparse
+
+
 def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=True):
     """The source's features for `inputs` (images or texts), from the cache
     or computed once.
 
     Returns:
-        `(features, hit)`: a read-only memory-mapped array, and whether it
-        came from the cache.
+        `(features, hit)`: a read-only memory-mapped array, or, for a source
+        with sparse outputs (the hybrid text encoder) or features wider than
+        `SPARSE_WIDTH`, a `scipy.sparse.csr_matrix`; and whether it came
+        from the cache.
     """
     inputs = as_model_inputs(inputs)
     inputs = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)
     folder = cache_dir or default_cache_dir()
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{cache_key(source, inputs)}.npy")
-    if os.path.exists(path):
-        return np.load(path, mmap_mode="r"), True
+    path = os.path.join(folder, cache_key(source, inputs))
+    if os.path.exists(f"{path}.npy"):
+        return np.load(f"{path}.npy", mmap_mode="r"), True
+    if os.path.exists(f"{path}.npz"):
+        return scipy.sparse.load_npz(f"{path}.npz"), True
     partial = f"{path}.{os.getpid()}.partial"
     try:
-        features = None
-        bar = tqdm.tqdm(total=len(inputs), desc="extracting features", unit="input", disable=not progress)
-        with bar:
-            for start in range(0, len(inputs), batch_size):
-                batch = source_outputs(source, inputs[start : start + batch_size])
+        features = _write_features(source, inputs, batch_size, partial, progress)
+    except BaseException:
+        for leftover in (partial, f"{partial}.npz"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+        raise
+    return features, False
+
+
+def _write_features(source, inputs, batch_size, partial, progress):
+    """Extracts batch by batch into `partial` (a memory-mapped `.npy`, or a
+    sparse `.npz` for wide features), then renames it into the cache."""
+    features, sparse_rows = None, []
+    with tqdm.tqdm(total=len(inputs), desc="extracting features", unit="input", disable=not progress) as bar:
+        for start in range(0, len(inputs), batch_size):
+            batch = source_outputs(source, inputs[start : start + batch_size])
+            if scipy.sparse.issparse(batch) or (batch.ndim == 2 and batch.shape[1] > SPARSE_WIDTH):
+                sparse_rows.append(scipy.sparse.csr_matrix(batch, dtype=np.float32))
+            else:
                 if features is None:
                     features = np.lib.format.open_memmap(partial, "w+", np.float32, (len(inputs), *batch.shape[1:]))
                 features[start : start + len(batch)] = batch
-                bar.update(len(batch))
-        features.flush()
-        del features
-        os.replace(partial, path)
-    except BaseException:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise
-    return np.load(path, mmap_mode="r"), False
+            bar.update(batch.shape[0])
+    path = partial.rsplit(".", 2)[0]
+    if sparse_rows:
+        matrix = scipy.sparse.vstack(sparse_rows, format="csr", dtype=np.float32)
+        scipy.sparse.save_npz(f"{partial}.npz", matrix)  # save_npz names it *.npz
+        os.replace(f"{partial}.npz", f"{path}.npz")
+        return matrix
+    features.flush()
+    del features
+    os.replace(partial, f"{path}.npy")
+    return np.load(f"{path}.npy", mmap_mode="r")
 
 
 def _refuse_randomness_before(model):
@@ -126,6 +150,7 @@ def fit_head(
     progress=True,
     verbose="auto",
     solver="adam",
+    refit=False,
     **fit_kwargs,
 ):
     """Trains the head of a task model on cached source features.
@@ -148,6 +173,9 @@ def fit_head(
             its scores scaled into logits by the temperature with the best
             validation log-loss; it needs `validation_data`. Any other head
             trains with Adam.
+        refit: for a solved linear head, fit it again on the training and
+            the validation examples once the temperature is chosen (the
+            returned history is from before).
 
     A compiled `model` trains with its own optimizer, loss and metrics;
     otherwise Adam at `learning_rate` with a 10% warm-up and cosine decay
@@ -173,6 +201,7 @@ def fit_head(
         patience=patience,
         verbose=verbose,
         solver=solver,
+        refit=refit,
         **fit_kwargs,
     )
 
@@ -207,6 +236,7 @@ def fit_head_on_features(
     fresh_optimizer=False,
     solver="adam",
     seed=0,
+    refit=False,
     **fit_kwargs,
 ):
     """`fit_head` on features already extracted (`source_features`), with
@@ -223,12 +253,13 @@ def fit_head_on_features(
             if not getattr(model, "compiled", False):
                 model.compile()
             head.compile(optimizer=model.optimizer, **kept_compile_arguments(model))  # callbacks read it
-        history = fit_linear_head(head, dense, features, y, fit_kwargs.get("sample_weight"), *validation_data, seed)
+        weights = fit_kwargs.get("sample_weight")
+        history = fit_linear_head(head, dense, features, y, weights, *validation_data, seed, refit=refit)
         _report_one_epoch(fit_kwargs.get("callbacks") or [], head, history)
         return history
     plan = stage_plan(
         "head",
-        -(-len(features) // batch_size),
+        -(-features.shape[0] // batch_size),
         epochs,
         validation=validation_data is not None,
         min_steps=min_steps or MIN_STEPS,
@@ -276,39 +307,61 @@ def linear_head(model):
 
 
 def fit_linear_head(
-    head, dense, features, labels, weights, val_features, val_y, seed, temperatures=(1, 3, 10, 30, 100)
+    head, dense, features, labels, weights, val_features, val_y, seed, temperatures=(1, 3, 10, 30, 100), refit=False
 ):
     """Sets `dense` to a linear SVM (scikit-learn's `LinearSVC`, one class
     against the rest, C=1) of `labels` on the head's input (the features
     after its scaling), its scores scaled into logits by the temperature
     with the best validation log-loss. Returns a one-epoch `History` of
-    the training and validation loss and accuracy."""
+    the training and validation loss and accuracy (before the refit: with
+    `refit`, the SVM is then fitted again on the training and the validation
+    examples, at the same temperature, as scikit-learn's `*CV` estimators
+    refit on all the data once their setting is chosen)."""
     from sklearn.svm import LinearSVC
 
-    before_dense = keras.Sequential([keras.Input(features.shape[1:]), *head.layers[: head.layers.index(dense)]])
-    inputs = before_dense.predict(features, batch_size=512, verbose=0)
-    val_inputs = before_dense.predict(val_features, batch_size=512, verbose=0)
+    before_dense = head.layers[: head.layers.index(dense)]
+    before_dense = [layer for layer in before_dense if not isinstance(layer, keras.layers.Dropout)]
+    if before_dense:  # the head's feature scaling
+        before_dense = keras.Sequential([keras.Input(features.shape[1:]), *before_dense])
+        inputs = before_dense.predict(features, batch_size=512, verbose=0)
+        val_inputs = before_dense.predict(val_features, batch_size=512, verbose=0)
+    else:  # dropout is the identity here: the features as they are, sparse ones sparse
+        inputs, val_inputs = features, val_features
+    labels = np.asarray(labels)
     svm = LinearSVC(C=1.0, random_state=seed).fit(inputs, labels, sample_weight=weights)
-    coef, intercept = svm.coef_, svm.intercept_
-    if len(svm.classes_) == 2:  # one row for two classes: class 1's score, class 0's its negative
-        coef, intercept = np.stack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
-    kernel = np.zeros((inputs.shape[1], dense.units), "float32")
-    bias = np.full(dense.units, -30.0, "float32")  # a class never seen is not predicted
-    kernel[:, svm.classes_], bias[svm.classes_] = coef.T, intercept
+    kernel, bias = _svm_as_dense(svm, inputs.shape[1], dense.units)
     val_scores = val_inputs @ kernel + bias
     val_y = np.asarray(val_y)
     scale = min(temperatures, key=lambda t: _log_loss(t * val_scores, val_y))
-    dense.set_weights([scale * kernel, scale * bias])
     history = keras.callbacks.History()
     train_logits, val_logits = scale * (inputs @ kernel + bias), scale * val_scores
     history.history = {
-        "loss": [_log_loss(train_logits, np.asarray(labels))],
+        "loss": [_log_loss(train_logits, labels)],
         "accuracy": [float(np.mean(train_logits.argmax(1) == labels))],
         "val_loss": [_log_loss(val_logits, val_y)],
         "val_accuracy": [float(np.mean(val_logits.argmax(1) == val_y))],
     }
     history.set_model(head)
+    if refit:
+        stack = scipy.sparse.vstack if scipy.sparse.issparse(inputs) else np.concatenate
+        all_weights = None if weights is None else np.concatenate([weights, np.ones(len(val_y))])
+        svm = LinearSVC(C=1.0, random_state=seed).fit(
+            stack([inputs, val_inputs]), np.concatenate([labels, val_y]), sample_weight=all_weights
+        )
+        kernel, bias = _svm_as_dense(svm, inputs.shape[1], dense.units)
+    dense.set_weights([scale * kernel, scale * bias])
     return history
+
+
+def _svm_as_dense(svm, num_features, units):
+    """A fitted `LinearSVC` as a dense layer's `(kernel, bias)`."""
+    coef, intercept = svm.coef_, svm.intercept_
+    if len(svm.classes_) == 2:  # one row for two classes: class 1's score, class 0's its negative
+        coef, intercept = np.stack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
+    kernel = np.zeros((num_features, units), "float32")
+    bias = np.full(units, -30.0, "float32")  # a class never seen is not predicted
+    kernel[:, svm.classes_], bias[svm.classes_] = coef.T, intercept
+    return kernel, bias
 
 
 def _report_one_epoch(callbacks, head, history):

@@ -19,6 +19,7 @@ import dataclasses
 import math
 
 import numpy as np
+import scipy.sparse
 
 from tfxfer.data.datasets import stratified_split
 from tfxfer.transfer.feature_cache import fit_head_on_features, head_on_features, source_features
@@ -55,6 +56,7 @@ def self_train(
     learning_rate=3e-3,
     validation_split=0.2,
     solver="auto",
+    refit=True,
     cache_dir=None,
     progress=True,
     verbose="auto",
@@ -78,6 +80,8 @@ def self_train(
             head is solved exactly, seconds per round (a linear SVM's
             margin suits pseudo-labels: on 20 Newsgroups at 10 labels per
             class it self-trains 5 points above a logistic regression).
+        refit: a solved linear head is fitted again, once the best round is
+            known, on its examples and the validation examples (see `fit_head`).
         batch_size, learning_rate: of each round's Adam training (see `fit_head`).
 
     Returns:
@@ -108,13 +112,13 @@ def self_train(
         (x, y), validation_data = stratified_split(x, y, validation_split, seed)
     val_x, val_y = validation_data
     val_y = np.asarray(val_y)
-    features = np.asarray(source_features(model, x, y, batch_size, cache_dir, progress))
-    pool = np.asarray(source_features(model, x_unlabelled, None, batch_size, cache_dir, progress))
-    val_features = np.asarray(source_features(model, val_x, val_y, batch_size, cache_dir, progress))
+    features = _in_memory(source_features(model, x, y, batch_size, cache_dir, progress))
+    pool = _in_memory(source_features(model, x_unlabelled, None, batch_size, cache_dir, progress))
+    val_features = _in_memory(source_features(model, val_x, val_y, batch_size, cache_dir, progress))
     head = head_on_features(model, features)  # builds the head layers, so their start can be kept
     start = head.get_weights()
 
-    def train(round_features, round_labels, weights):
+    def train(round_features, round_labels, weights, refit=False):
         head.set_weights(start)  # each round trains afresh: earlier mistakes are not built on
         fit_head_on_features(
             model,
@@ -127,6 +131,7 @@ def self_train(
             fresh_optimizer=True,
             solver=solver,
             seed=seed,
+            refit=refit,
             sample_weight=weights,
         )
         return _probabilities(head, pool, batch_size), _probabilities(head, val_features, batch_size)
@@ -135,17 +140,19 @@ def self_train(
     pool_probs, val_probs = train(features, y, np.ones(len(y), "float32"))
     best = _round_record(0, 0, None, val_probs, val_y)
     history, best_weights = [best], head.get_weights()
+    best_data = (features, y, np.ones(len(y), "float32"))
     best_pick = (np.zeros(0, int), np.zeros(0, int))
     log(f"self_train round 0 (labelled only): val accuracy {best['val_accuracy']:.4f}")
     num_classes = val_probs.shape[1]
     for round_ in range(1, int(rounds) + 1):
-        quota = math.ceil(round_ / rounds * len(pool) / num_classes)
+        quota = math.ceil(round_ / rounds * pool.shape[0] / num_classes)
         picked = _confident(pool_probs, quota, threshold)
         val_picked = _confident(val_probs, math.ceil(round_ / rounds * len(val_y) / num_classes), threshold)
         precision = float(np.mean(val_probs[val_picked].argmax(1) == val_y[val_picked])) if len(val_picked) else None
         labels = pool_probs[picked].argmax(1)
         weights = np.concatenate([np.ones(len(y)), np.full(len(picked), pseudo_label_weight)]).astype("float32")
-        pool_probs, val_probs = train(np.concatenate([features, pool[picked]]), np.concatenate([y, labels]), weights)
+        round_data = (_stack_rows(features, pool[picked]), np.concatenate([y, labels]), weights)
+        pool_probs, val_probs = train(*round_data)
         record = _round_record(round_, len(picked), precision, val_probs, val_y)
         history.append(record)
         log(
@@ -154,8 +161,10 @@ def self_train(
         )
         if record["val_accuracy"] < best["val_accuracy"]:
             break  # this round hurt: later, larger shares will not help either
-        best, best_weights, best_pick = record, head.get_weights(), (picked, labels)
+        best, best_weights, best_pick, best_data = record, head.get_weights(), (picked, labels), round_data
     head.set_weights(best_weights)
+    if refit and solver == "auto":
+        train(*best_data, refit=True)  # the validation examples join the chosen round's
     if not getattr(model, "compiled", False):
         model.compile()
     if best["round"] == 0:
@@ -164,6 +173,17 @@ def self_train(
             f"({best['val_accuracy']:.4f}); keeping the supervised head."
         )
     return SelfTrainingResult(history, best["round"], *best_pick)
+
+
+def _in_memory(features):
+    """Cached features read into memory (sparse ones stay sparse)."""
+    return features if scipy.sparse.issparse(features) else np.asarray(features)
+
+
+def _stack_rows(first, second):
+    if scipy.sparse.issparse(first):
+        return scipy.sparse.vstack([first, second], format="csr")
+    return np.concatenate([first, second])
 
 
 def _probabilities(head, features, batch_size):
