@@ -59,7 +59,7 @@ def test_pseudo_labels_teach_the_words_the_labels_never_showed(task, solver, tmp
         model, *labelled, mixed, validation, rounds=2, solver=solver, cache_dir=tmp_path, progress=False, verbose=0
     )
     rounds = result.history
-    assert rounds[0]["pseudo_labels"] == 0 and rounds[0]["val_accuracy"] <= 0.6  # the labels alone: chance
+    assert rounds[0]["pseudo_labels"] == 0 and rounds[0]["val_accuracy"] <= 0.7  # the labels alone: chance (20 posts)
     assert rounds[1]["pseudo_labels"] == 30 and rounds[1]["precision"] is not None  # half the pool, per class
     assert result.best_round >= 1 and rounds[result.best_round]["val_accuracy"] >= 0.9
     assert _accuracy(model, test) >= 0.9  # the model holds the best round's head
@@ -72,7 +72,9 @@ def test_pseudo_labels_teach_the_words_the_labels_never_showed(task, solver, tmp
 def test_off_distribution_unlabelled_data_keep_the_supervised_head(task, tmp_path, capsys):
     labelled, validation, _, _, swapped, texts = task
     model = _model(texts)
-    result = tfxfer.self_train(model, *labelled, swapped, validation, cache_dir=tmp_path, progress=False)
+    # refit=False: the kept head is the supervised one as it was measured (a
+    # refit would add the validation posts to its training examples)
+    result = tfxfer.self_train(model, *labelled, swapped, validation, refit=False, cache_dir=tmp_path, progress=False)
     rounds = result.history
     assert rounds[1]["val_accuracy"] < rounds[0]["val_accuracy"] and len(rounds) == 2  # hurt once, then stopped
     assert result.best_round == 0 and len(result.pseudo_indices) == 0
