@@ -105,6 +105,7 @@ def train_and_report(
             validation_data=validation,
             callbacks=[run.tensorboard("head")],
             verbose=verbose,
+            progress=bool(verbose),
             solver="auto",
             refit=refit,
         )
