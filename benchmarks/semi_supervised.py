@@ -41,6 +41,7 @@ def _mean_std(values):
 def tfidf_svc_self_trained(x_train, y_train, x_unlabelled, x_test, y_test, seed, rounds=5, weight=0.5):
     """TF-IDF + LinearSVC, and the same self-trained as `tfxfer.self_train`
     does: returns (supervised %, self-trained %)."""
+    import scipy.sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
@@ -62,8 +63,6 @@ def tfidf_svc_self_trained(x_train, y_train, x_unlabelled, x_test, y_test, seed,
     best_svm = svm = LinearSVC().fit(features, fit_y)
     best = svm.score(val_features, val_y)
     num_classes = len(np.unique(y_train))
-    import scipy.sparse
-
     for round_ in range(1, rounds + 1):
         picked = _confident(probabilities(svm, pool), math.ceil(round_ / rounds * pool.shape[0] / num_classes), 0.0)
         labels = svm.predict(pool[picked])

@@ -78,7 +78,7 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
         return scipy.sparse.load_npz(f"{path}.npz"), True
     partial = f"{path}.{os.getpid()}.partial"
     try:
-        features = _write_features(source, inputs, batch_size, partial, progress)
+        features = _write_features(source, inputs, batch_size, path, partial, progress)
     except BaseException:
         for leftover in (partial, f"{partial}.npz"):
             if os.path.exists(leftover):
@@ -87,7 +87,7 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
     return features, False
 
 
-def _write_features(source, inputs, batch_size, partial, progress):
+def _write_features(source, inputs, batch_size, path, partial, progress):
     """Extracts batch by batch into `partial` (a memory-mapped `.npy`, or a
     sparse `.npz` for wide features), then renames it into the cache."""
     features, sparse_rows = None, []
@@ -101,7 +101,6 @@ def _write_features(source, inputs, batch_size, partial, progress):
                     features = np.lib.format.open_memmap(partial, "w+", np.float32, (len(inputs), *batch.shape[1:]))
                 features[start : start + len(batch)] = batch
             bar.update(batch.shape[0])
-    path = partial.rsplit(".", 2)[0]
     if sparse_rows:
         matrix = scipy.sparse.vstack(sparse_rows, format="csr", dtype=np.float32)
         scipy.sparse.save_npz(f"{partial}.npz", matrix)  # save_npz names it *.npz
