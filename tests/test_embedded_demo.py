@@ -47,6 +47,7 @@ def test_transfer_beats_scratch_at_the_smallest_budget():
     mean = {strategy: np.mean(results[(strategy, 5)]) for strategy in demo.STRATEGIES}
     assert mean["fine-tuning"] > mean["from scratch"] + 0.1
     assert mean["feature extraction"] > mean["from scratch"]
+    assert mean["self-training"] > mean["feature extraction"] + 0.05  # the unlabelled images help the probe
     table = demo.format_table(results)
     assert "fine-tuning" in table and "2 seeds" in table
 
@@ -69,4 +70,5 @@ def test_transferred_vectors_beat_scratch_on_few_labelled_posts():
     results = demo.run_text(budgets=(5,), seeds=(0, 1), progress=False)
     mean = {strategy: np.mean(results[(strategy, 5)]) for strategy in demo.TEXT_STRATEGIES}
     assert mean["transferred vectors"] > mean["from scratch"] + 0.03
+    assert mean["self-training"] > mean["transferred vectors"]  # the unlabelled posts help
     assert "vectors fine-tuned" in demo.format_table(results, demo.TEXT_STRATEGIES, demo.TEXT_TITLE)

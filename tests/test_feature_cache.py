@@ -225,3 +225,34 @@ def test_refit_learns_from_the_validation_examples_too(tmp_path):
     features = tf.sparse.to_dense(source(tf.constant(list(np.concatenate([train, val]))))).numpy()
     svm = LinearSVC().fit(features, np.concatenate([labels, labels]))
     np.testing.assert_array_equal(svm.predict(features[12:]), predictions[True])
+
+
+def test_solved_head_chooses_c_on_validation_scaled_to_the_features():
+    """C is picked on validation from a grid divided by the mean squared
+    norm of the inputs: features 10x larger get a C 100x smaller and the
+    same predictions; where every C is as accurate, the grid's middle wins."""
+    from tfxfer.transfer.feature_cache import C_FACTORS, fit_linear_head
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 64))
+    labels = np.arange(300) % 3
+    features = (centers[labels] + 1.5 * rng.normal(size=(300, 64))).astype("float32")
+    chosen, predictions = {}, {}
+    for scale in (1.0, 10.0):
+        dense = keras.layers.Dense(3)
+        head = keras.Sequential([keras.Input((64,)), dense])
+        x = scale * features
+        history = fit_linear_head(head, dense, x[:150], labels[:150], None, x[150:], labels[150:], seed=0)
+        chosen[scale] = history.history["C"][0]
+        predictions[scale] = head.predict(x[150:], verbose=0).argmax(1)
+    norm = np.mean(np.sum(features[:150] ** 2, axis=1))
+    assert any(chosen[1.0] * norm == pytest.approx(factor) for factor in C_FACTORS)
+    assert chosen[10.0] == pytest.approx(chosen[1.0] / 100, rel=1e-4)
+    assert np.mean(predictions[1.0] == predictions[10.0]) > 0.97
+    separable = np.eye(3, dtype="float32")[labels] * 5
+    dense = keras.layers.Dense(3)
+    history = fit_linear_head(
+        keras.Sequential([keras.Input((3,)), dense]), dense, separable, labels, None, separable, labels, seed=0
+    )
+    assert history.history["C"][0] == pytest.approx(C_FACTORS[0] / 25)
+    assert history.history["val_accuracy"] == [1.0]

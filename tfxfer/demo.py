@@ -4,7 +4,9 @@ Images: the embedded source learned digits 0-4 (`tfxfer.sources.embedded`).
 Here it is reused, through `HubFeatures`, to recognise digits 5-9 from 5 or
 10 labelled images per class, and compared with training the same
 architecture from scratch. Every strategy sees the same labelled images per
-seed; the rest of digits 5-9 is the test set.
+seed; the rest of digits 5-9 is the test set. Self-training also sees the
+test images, without their labels, as its unlabelled pool (transductive, as
+a user labels a few of their images and self-trains on all of them).
 
 Text: the embedded word vectors (`tfxfer.sources.embedded_vectors`, trained
 on Wikipedia and news text) are reused to tell alt.atheism from sci.space
@@ -12,7 +14,9 @@ posts (gensim's `mini_newsgroup` sample, headers, footers and quotes
 removed) from 5 or 10 labelled posts per class, against the same
 classifier with its embedding learned from scratch. The transferred model's
 vocabulary comes from all the sample's texts (unlabelled text is cheap; no
-label is used), the scratch model's from its labelled posts.
+label is used), the scratch model's from its labelled posts. Self-training
+runs `tfxfer.self_train` with the hybrid encoder (TF-IDF beside the
+vectors), the unlabelled pool being the test posts, labels unseen.
 """
 
 import os
@@ -24,8 +28,8 @@ from tfxfer.data.datasets import digit_images
 from tfxfer.sources.embedded import embedded_source_path, feature_extractor
 
 TARGET_CLASSES = (5, 6, 7, 8, 9)
-STRATEGIES = ("from scratch", "feature extraction", "fine-tuning")
-TEXT_STRATEGIES = ("from scratch", "transferred vectors", "vectors fine-tuned")
+STRATEGIES = ("from scratch", "feature extraction", "fine-tuning", "self-training")
+TEXT_STRATEGIES = ("from scratch", "transferred vectors", "vectors fine-tuned", "self-training")
 
 
 def few_label_split(labels, per_class, seed):
@@ -66,6 +70,8 @@ def score_strategies(source, train, test, seed, epochs):
     import keras
 
     from tfxfer.sources.hub import HubFeatures
+    from tfxfer.tasks.image_classifier import ImageClassifier
+    from tfxfer.transfer.self_training import self_train
 
     (x_train, y_train), (x_test, y_test) = train, test
     num_classes = len(TARGET_CLASSES)
@@ -87,6 +93,11 @@ def score_strategies(source, train, test, seed, epochs):
     features.trainable = True
     _fit(transfer, x_train, y_train, 1e-3, epochs)
     scores["fine-tuning"] = score(transfer)
+
+    keras.utils.set_random_seed(seed)
+    self_trained = ImageClassifier.from_preset("embedded", num_classes)
+    self_train(self_trained, x_train, y_train, x_test, progress=False, verbose=0, seed=seed)
+    scores["self-training"] = score(self_trained)
     return scores
 
 
@@ -120,6 +131,7 @@ def score_text_strategies(vectors, pool, train, test, seed, epochs):
 
     from tfxfer.tasks.text_classifier import TextClassifier
     from tfxfer.transfer.fine_tuning import fine_tune
+    from tfxfer.transfer.self_training import self_train
 
     (x_train, y_train), (x_test, y_test) = train, test
     scores = {}
@@ -152,6 +164,10 @@ def score_text_strategies(vectors, pool, train, test, seed, epochs):
         verbose=0,
     )
     scores["vectors fine-tuned"] = score(transfer)
+
+    self_trained = TextClassifier.from_word_vectors(vectors, pool, 2, seed=seed, encoder="hybrid")
+    self_train(self_trained, x_train, y_train, x_test, progress=False, verbose=0, seed=seed)
+    scores["self-training"] = score(self_trained)
     return scores
 
 

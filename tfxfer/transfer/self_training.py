@@ -118,9 +118,12 @@ def self_train(
     head = head_on_features(model, features)  # builds the head layers, so their start can be kept
     start = head.get_weights()
 
+    svm_c = "auto"  # a solved head's C, chosen on validation in round 0 and then kept
+
     def train(round_features, round_labels, weights, refit=False):
+        nonlocal svm_c
         head.set_weights(start)  # each round trains afresh: earlier mistakes are not built on
-        fit_head_on_features(
+        history = fit_head_on_features(
             model,
             round_features,
             round_labels,
@@ -132,8 +135,10 @@ def self_train(
             solver=solver,
             seed=seed,
             refit=refit,
+            svm_c=svm_c,
             sample_weight=weights,
         )
+        svm_c = history.history.get("C", [svm_c])[0]
         return _probabilities(head, pool, batch_size), _probabilities(head, val_features, batch_size)
 
     log = print if verbose else (lambda *args: None)
