@@ -245,3 +245,32 @@ def test_a_stage_that_ends_below_its_start_on_validation_gives_the_start_back(ca
     for before, after in zip(start, model.weights):
         np.testing.assert_array_equal(before, np.array(after))
     assert any("ended below its start on validation" in m and "kept" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize("threshold, mask_rate", [(0.0, 1.0), (0.999, 0.0)])
+def test_fixmatch_masks_unconfident_unlabelled_images_and_trains_the_source(threshold, mask_rate):
+    """With `unlabelled`, each step adds the weak view's confident classes as
+    targets of the strong view: a threshold of 0 keeps every unlabelled
+    image, one above a fresh 3-way head's confidence keeps none (and its
+    loss is then 0); the source trains either way."""
+    source = small_source()
+    model = ImageClassifier(source, num_classes=3, dropout=0.0)
+    before = _snapshot(source)
+    history = fine_tune(
+        model,
+        IMAGES[:6],
+        LABELS[:6],
+        unlabelled=IMAGES[6:],
+        threshold=threshold,
+        unlabelled_ratio=3,
+        epochs=2,
+        warmup_epochs=0,
+        batch_size=2,
+        validation_data=(IMAGES[6:], LABELS[6:]),
+        verbose=0,
+    )["fine_tune"].history
+    assert len(history["loss"]) == 2 and {"accuracy", "val_accuracy"} <= set(history)
+    assert history["mask_rate"] == pytest.approx([mask_rate] * 2)
+    assert (history["unlabelled_loss"][0] > 0) == (mask_rate > 0)
+    assert {"conv_a/kernel", "conv_b/kernel"} <= _changed(before, _snapshot(source))
+    assert model.predict(IMAGES[:2], verbose=0).shape == (2, 3)

@@ -24,6 +24,7 @@ from tfxfer.distribute import is_chief
 from tfxfer.sources.hub import HubFeatures
 from tfxfer.sources.text_encoding import as_model_inputs
 from tfxfer.transfer.budget import MIN_STEPS, stage_plan, steps_per_epoch
+from tfxfer.transfer.consistency import FixMatchTrainer, fixmatch_dataset
 from tfxfer.transfer.optimizers import OPTIMIZERS, warmup_cosine
 from tfxfer.walk import walk_layers
 
@@ -291,6 +292,9 @@ def fine_tune(
     batch_size=None,
     callbacks=(),
     verbose="auto",
+    unlabelled=None,
+    threshold=0.95,
+    unlabelled_ratio=7,
     **fit_kwargs,
 ):
     """Head warm-up with the source frozen, then staged fine-tuning.
@@ -324,6 +328,12 @@ def fine_tune(
             folder resumes an interrupted run without losing a finished epoch.
             With several workers, only the chief writes it and all read it.
         batch_size, callbacks, verbose, **fit_kwargs: passed to `fit`.
+        unlabelled: images without labels (arrays, as `x`): both stages then
+            train by FixMatch (`tfxfer.transfer.consistency`): each step
+            adds `unlabelled_ratio` times as many unlabelled images, whose
+            weakly augmented view, where predicted with at least `threshold`
+            confidence, labels a strongly augmented view; the labelled images
+            are weakly augmented too. An epoch is one pass over them.
 
     Each stage compiles its own optimizer (per-group rates need one); a
     compiled model keeps its loss and metrics, an uncompiled one gets the
@@ -339,6 +349,14 @@ def fine_tune(
         model.check_labels(y)
     learning_rate, source_rate = _resolved_rates(model, learning_rate, source_rate)
     source = model.backbone
+    trainer, labelled_x = model, x
+    if unlabelled is not None:  # FixMatch: the trainer shares the model's weights
+        if hasattr(model, "check_images"):
+            model.check_images(np.asarray(unlabelled))
+        dataset, steps = fixmatch_dataset(x, y, unlabelled, batch_size or 32, unlabelled_ratio)
+        trainer = FixMatchTrainer(model, threshold=threshold)
+        x, y, batch_size = dataset, None, None
+        fit_kwargs["steps_per_epoch"] = steps
     steps = steps_per_epoch(x, batch_size, fit_kwargs.get("steps_per_epoch"))
     if isinstance(x, tf.data.Dataset):  # shuffled by its maker; Keras warns on shuffle=True
         fit_kwargs.setdefault("shuffle", False)
@@ -367,6 +385,8 @@ def fine_tune(
                 ),
                 **kept,
             )
+            if trainer is not model:  # the task's loss and metrics, its optimizer
+                trainer.compile(optimizer=model.optimizer, **kept_compile_arguments(model))
         if verbose:
             what = "the model's own loss and metrics" if kept else "the task's default loss and metrics"
             print(
@@ -375,7 +395,7 @@ def fine_tune(
             )
         guard = _StopOnNaN(stage.name, checkpoint_dir)
         start = _ValidationScore(model, validation_data, batch_size)
-        history = model.fit(
+        history = trainer.fit(
             x,
             epochs=stage_plan_.epochs,
             callbacks=[*stage.callbacks(), *stage_plan_.callbacks, guard, *callbacks],
@@ -386,7 +406,7 @@ def fine_tune(
         return history
 
     histories = {"warmup": None, "fine_tune": None}
-    _adapt_scaling(model, x)
+    _adapt_scaling(model, labelled_x)
     warmup = _Stage("warmup", checkpoint_dir)
     if warmup_epochs and not warmup.done(model):
         unfreeze_top(source, 0, bn)
