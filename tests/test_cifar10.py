@@ -159,3 +159,31 @@ def test_non_image_files_are_skipped_and_undecodable_images_named(tmp_path):
     (tmp_path / "all" / "ship" / "broken.png").write_text("named like an image, but text")
     with pytest.raises(ValueError, match=r"Cannot decode 1 file\(s\).*ship/broken\.png.*Delete or convert"):
         load_cifar10(tmp_path / "all")
+
+
+def test_npz_values_are_checked_not_just_shapes(tmp_path):
+    """Float pixels in [0, 1] are scaled (with a warning), not cast to black;
+    pixels outside 0-255, labels that are not integers 0-9, and one class
+    alone are refused with what was found."""
+    from tfxfer.data import load_image_data
+
+    rng = np.random.default_rng(0)
+    images = rng.random((20, 32, 32, 3)).astype("float32")
+    labels = np.arange(20) % 10
+
+    def saved(name, **arrays):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **arrays)
+        return path
+
+    with pytest.warns(UserWarning, match=r"float images in \[0, 1\]: scaled by 255"):
+        data = load_image_data(saved("unit", x_train=images, y_train=labels))
+    assert data.x_train.dtype == np.uint8 and data.x_train.max() > 200
+    with pytest.raises(ValueError, match="pixel values run from -0.99"):
+        load_image_data(saved("signed", x_train=images * 2 - 1, y_train=labels))
+    with pytest.raises(ValueError, match="labels must be integers 0-9.*from -1"):
+        load_image_data(saved("negative", x_train=images, y_train=labels - 1))
+    with pytest.raises(ValueError, match="labels must be integers 0-9"):
+        load_image_data(saved("fractional", x_train=images, y_train=labels + 0.5))
+    with pytest.raises(ValueError, match=r"1 class \(\['airplane'\] of 10\).*at least two"):
+        load_image_data(saved("one", x_train=images, y_train=np.zeros(20, "uint8")))

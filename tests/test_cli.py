@@ -130,3 +130,39 @@ def test_sources_lists_presets_and_embedded_sources():
     lines = result.output.splitlines()
     assert any(line.startswith("mobilenet_v2/imagenet") for line in lines)
     assert any(line.startswith("digits04_cnn") and "embedded" in line for line in lines)
+
+
+def test_expected_failures_end_in_one_line_and_bugs_keep_their_traceback(tmp_path):
+    from tfxfer.cli import one_line_error
+
+    assert one_line_error(PermissionError(13, "Permission denied", "/data/x.npz")) == (
+        "Permission denied: '/data/x.npz' (PermissionError); check the path and its permissions."
+    )
+    assert "lower --batch-size" in one_line_error(MemoryError())
+    assert "Fetch it again" in one_line_error(EOFError("Compressed file ended"))
+    exhausted = tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor\nmore detail")
+    assert one_line_error(exhausted) == "TensorFlow could not run the model: OOM when allocating tensor"
+    assert one_line_error(ValueError("two\n  lines")) == "two lines"
+    assert one_line_error(KeyError("bug")) is None and one_line_error(TypeError("bug")) is None
+    (tmp_path / "config.json").mkdir()  # a run folder whose config is not a file: an OSError deep in open()
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "config.json" in result.output
+
+
+def test_safe_mode_names_what_it_refused_and_evaluate_checks_the_class_names(tmp_path):
+    from tfxfer.recipes import load_run_model
+    from tfxfer.run_folder import RunFolder
+
+    inputs = keras.Input((3,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(tmp_path / "model.keras")
+    with pytest.raises(ValueError, match=r"refuses part of .*a `Lambda` layer whose `function` is a Python lambda\."):
+        load_run_model(RunFolder(tmp_path))
+
+    run = tmp_path / "text"
+    fitted = _invoke(*FIT_TEXT_DEFAULTS, "--run-dir", run, "--no-export", "--quiet", "--head-epochs", "1")
+    assert fitted.exit_code == 0, fitted.output
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "class_names": config["class_names"][::-1]}))
+    refused = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert refused.exit_code == 1 and "but the run was trained on ['sci.space', 'alt.atheism']" in refused.output

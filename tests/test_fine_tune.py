@@ -274,3 +274,21 @@ def test_fixmatch_masks_unconfident_unlabelled_images_and_trains_the_source(thre
     assert (history["unlabelled_loss"][0] > 0) == (mask_rate > 0)
     assert {"conv_a/kernel", "conv_b/kernel"} <= _changed(before, _snapshot(source))
     assert model.predict(IMAGES[:2], verbose=0).shape == (2, 3)
+
+
+def test_a_finished_stage_keeps_no_backup_and_a_damaged_end_marker_reruns_it(tmp_path, caplog):
+    """The end marker is written whole before the backup goes; a marker
+    damaged afterwards (a truncated copy) makes the stage run again, with a
+    warning, instead of failing every rerun."""
+    settings = dict(epochs=2, warmup_epochs=0, unfreeze="all", verbose=0, batch_size=8)
+    fine_tune(ImageClassifier(small_source(), 3, dropout=0.0), IMAGES, LABELS, checkpoint_dir=tmp_path, **settings)
+    done = tmp_path / "fine_tune" / "done.weights.h5"
+    assert done.is_file() and not (tmp_path / "fine_tune" / "backup").exists()
+    assert not [p for p in (tmp_path / "fine_tune").iterdir() if p.name.startswith(".partial")]
+    done.write_bytes(done.read_bytes()[:100])
+    counter = _Counter()
+    model = ImageClassifier(small_source(seed=1), 3, dropout=0.0)
+    with caplog.at_level("WARNING", logger="tfxfer"):
+        fine_tune(model, IMAGES, LABELS, checkpoint_dir=tmp_path, callbacks=[counter], **settings)
+    assert counter.epochs == [0, 1] and "is unreadable" in caplog.text
+    model.load_weights(done)  # whole again

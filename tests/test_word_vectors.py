@@ -166,3 +166,16 @@ def test_adapt_keeps_source_words_close_and_learns_new_ones():
     assert "government" in neighbours and cosine(new, kept["government"]) > 0.8
     with pytest.raises(ValueError, match="source_rate"):
         vectors.adapt(target, source_rate=2.0)
+
+
+def test_a_nan_vector_is_named_with_its_word_and_line(tmp_path):
+    """gensim reads "nan" as a number; one NaN row would turn every unknown
+    word's vector (their mean) into NaN and the loss with it."""
+    glove = tmp_path / "nan.txt"
+    glove.write_text("rocket 0.1 0.2 0.3\norbit 0.2 nan 0.1\nfaith 0.3 inf 0.0\n")
+    with pytest.raises(ValueError, match=r"nan.txt', line 2: the vector of 'orbit' holds NaN.*2 such"):
+        WordVectors.load(glove, format="glove")
+    word2vec = tmp_path / "nan.vec"
+    word2vec.write_text("2 3\nrocket 0.1 0.2 0.3\norbit 0.2 nan 0.1\n")
+    with pytest.raises(ValueError, match=r"nan.vec', line 3: the vector of 'orbit'"):
+        WordVectors.load(word2vec)

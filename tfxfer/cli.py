@@ -11,6 +11,7 @@
 """
 
 import json
+import sys
 
 import click
 import numpy as np
@@ -19,7 +20,40 @@ STRATEGY_CHOICES = ("auto", "default", "one_device", "mirrored", "multi_worker",
 PRECISION_CHOICES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def one_line_error(error):
+    """The CLI's message for an expected failure (bad input, a file, the
+    machine's limits), or None for a bug, whose traceback should show."""
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is not None and isinstance(error, tensorflow.errors.OpError):
+        return f"TensorFlow could not run the model: {error.message.splitlines()[0]}"
+    if isinstance(error, MemoryError):
+        return "Out of memory: lower --batch-size (or --input-size for images), or use a larger machine."
+    if isinstance(error, EOFError):
+        return f"A file ended early (truncated download or copy?): {error}. Fetch it again."
+    if isinstance(error, OSError) and not isinstance(error, FileNotFoundError) and error.filename:
+        reason = error.strerror or str(error)
+        return f"{reason}: '{error.filename}' ({type(error).__name__}); check the path and its permissions."
+    if isinstance(error, ValueError | OSError | FloatingPointError):
+        return " ".join(str(error).split()) or type(error).__name__
+    return None
+
+
+class _Commands(click.Group):
+    """The command group whose expected failures end in one line (`one_line_error`)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            message = one_line_error(error)
+            if message is None:
+                raise
+            raise click.ClickException(message) from error
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="tfxfer")
 def main():
     """Transfer learning on Keras 3 / TensorFlow."""
@@ -139,6 +173,11 @@ def _training_options(command):
             help="Write a SavedModel serving raw inputs to RUN_DIR/export.",
         ),
         _shown("--seed", 0),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Start over in a --run-dir that holds a run with other settings (removes tfxfer's files only).",
+        ),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for option in reversed(options):
@@ -268,35 +307,45 @@ def _fit(
     precision,
     export,
     seed,
+    overwrite,
     quiet,
 ):
-    import keras
-
-    from tfxfer import distribute, recipes
     from tfxfer.run_folder import RunFolder
 
     data = data.limited(labels_per_class, seed)
     x_unlabelled = _unlabelled(unlabelled, data, load)
     run = RunFolder(run_dir)
-    run.write_config(
-        {
-            "command": f"fit {kind}",
-            **settings,
-            "head_epochs": head_epochs,
-            "epochs": epochs,
-            "unfreeze": unfreeze,
-            "learning_rate": learning_rate,
-            "batch_size": batch_size,
-            "labels_per_class": labels_per_class,
-            "unlabelled": unlabelled,
-            "strategy": strategy_name,
-            "precision": precision,
-            "seed": seed,
-            "class_names": data.class_names,
-        }
-    )
-    distribute.set_precision(precision)
-    strategy = distribute.strategy(strategy_name)
+    config = {
+        "command": f"fit {kind}",
+        **settings,
+        "head_epochs": head_epochs,
+        "epochs": epochs,
+        "unfreeze": unfreeze,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "labels_per_class": labels_per_class,
+        "unlabelled": unlabelled,
+        "strategy": strategy_name,
+        "precision": precision,
+        "seed": seed,
+        "class_names": data.class_names,
+        "export": export,
+    }
+    with run.lock():  # one process per folder; its errors reach the one-line mapping in `main`
+        run.start(config, overwrite)
+        if export:
+            run.check_export_free()
+        _train(kind, run, data, build, train, x_unlabelled, config, quiet)
+
+
+def _train(kind, run, data, build, train, x_unlabelled, config, quiet):
+    import keras
+
+    from tfxfer import distribute, recipes
+
+    seed = config["seed"]
+    distribute.set_precision(config["precision"])
+    strategy = distribute.strategy(config["strategy"])
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = _checked(lambda: build(len(data.class_names), x_unlabelled))
@@ -309,14 +358,14 @@ def _fit(
         model,
         data,
         run,
-        head_epochs=head_epochs,
-        epochs=epochs,
-        unfreeze=unfreeze,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
+        head_epochs=config["head_epochs"],
+        epochs=config["epochs"],
+        unfreeze=config["unfreeze"],
+        batch_size=config["batch_size"],
+        learning_rate=config["learning_rate"],
         train=train,
         unlabelled=x_unlabelled,
-        export=export,
+        export=config["export"],
         seed=seed,
         verbose=0 if quiet else "auto",
     )
@@ -364,6 +413,11 @@ def evaluate(run_dir, data, safe_mode):
         loaded = _checked(lambda: datasets.load_image_data(name, image_size=(size, size), seed=config["seed"]))
     else:
         loaded = _checked(lambda: datasets.load_text_data(name, remove=tuple(config["remove"]), seed=config["seed"]))
+    if "class_names" in config and list(loaded.class_names) != list(config["class_names"]):
+        raise click.ClickException(
+            f"{name} has the classes {loaded.class_names}, but the run was trained on {config['class_names']}: "
+            "its predictions would be scored against other labels. Pass data with the run's classes, in its order."
+        )
     results = recipes.evaluate_model(model, loaded)
     predictions = results.pop("predictions")
     plots.confusion_matrix(

@@ -64,6 +64,7 @@ def train_and_report(
         dict of the test figures (and `self_training`: its rounds).
     """
     from tfxfer.exporting import export as export_model
+    from tfxfer.run_folder import write_atomically
     from tfxfer.transfer.feature_cache import fit_head
     from tfxfer.transfer.fine_tuning import fine_tune
     from tfxfer.transfer.self_training import self_train
@@ -132,13 +133,9 @@ def train_and_report(
         results["self_training"] = self_training
     run.write_metrics(histories, results)
     run.write_plots(histories, data.y_test, np.asarray(results.pop("predictions")), data.class_names, title="test")
-    model.save(run.model)
+    write_atomically(run.model, model.save)
     if export:
-        if os.path.exists(run.export):
-            import shutil
-
-            shutil.rmtree(run.export)  # this run's own previous export
-        export_model(model, run.export)
+        run.replace_export(lambda folder: export_model(model, folder))
     return results
 
 
@@ -171,8 +168,9 @@ def load_run_model(run, safe_mode=True):
         return keras.saving.load_model(run.model, safe_mode=safe_mode)
     except ValueError as error:
         if safe_mode and "safe_mode" in str(error):
+            reason = " ".join(str(error).split()).split(". ")[0].rstrip(".") + "."  # Keras' first sentence names it
             raise ValueError(
-                f"'{run.model}' runs code from a SavedModel module, which safe mode refuses. If you trust "
-                "the file, pass --no-safe-mode (tfxfer evaluate/export) or safe_mode=False."
+                f"Keras' safe mode refuses part of '{run.model}': {reason} Loading it anyway runs that "
+                "code: only if you trust the file, pass --no-safe-mode (tfxfer evaluate/export) or safe_mode=False."
             ) from error
         raise

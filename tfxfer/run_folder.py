@@ -9,17 +9,59 @@
         plots/curves.png, plots/confusion.png
         model.keras        the trained model
         export/            SavedModel serving raw inputs (`tfxfer.export`)
+        .tfxfer.lock       held while a process trains here (its pid inside)
+
+A folder has an identity: `config.json` holds the settings that decide the
+result, and a rerun with other settings is refused (`start`), naming them,
+unless asked to start over, which removes only the files tfxfer writes.
+Every file is written under a temporary name and renamed, so a kill leaves
+the old file or the new one, never half of one.
 
 Only the chief writes in a multi-worker cluster (`tfxfer.distribute.is_chief`).
 """
 
+import contextlib
 import csv
 import json
 import os
 import platform
+import shutil
 
-from tfxfer import plots
 from tfxfer.distribute import is_chief
+
+# What tfxfer writes in a run folder: all that `start(overwrite=True)` removes.
+OWN_FILES = (
+    "config.json",
+    "metrics.csv",
+    "metrics.json",
+    "evaluation.json",
+    "model.keras",
+    "logs",
+    "checkpoints",
+    "plots",
+    "export",
+    "export.manifest.json",
+)
+# Settings that do not change the result: a rerun may differ in them.
+NOT_IDENTITY = ("versions", "quiet", "export", "strategy", "precision")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (other settings, in use)."""
+
+
+def write_atomically(path, write):
+    """Calls `write(temporary_path)`, then renames the file to `path`: a
+    reader (or a rerun after a kill) sees the old file or the new one.
+    The temporary name keeps `path`'s suffixes (Keras checks them)."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".partial-{os.getpid()}-{name}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 class RunFolder:
@@ -32,6 +74,104 @@ class RunFolder:
         self.export = os.path.join(self.path, "export")
         self.config_file = os.path.join(self.path, "config.json")
         self.metrics_file = os.path.join(self.path, "metrics.json")
+
+    def start(self, config, overwrite=False):
+        """Checks that this folder is free for a run of `config`: a folder
+        holding a run with other settings is refused, naming them, unless
+        `overwrite`, which removes tfxfer's own files first (never others).
+        Then writes `config`."""
+        if os.path.isfile(self.config_file):
+            previous = self.read_config()
+            differing = sorted(
+                key for key in {*previous, *config} - set(NOT_IDENTITY) if previous.get(key) != config.get(key)
+            )
+            if differing and not overwrite:
+                changes = "; ".join(f"{key}: {previous.get(key)!r} then, {config.get(key)!r} now" for key in differing)
+                raise RunFolderError(
+                    f"'{self.path}' holds a run with other settings ({changes}). Rerunning resumes only the same "
+                    "run: pass --overwrite to start over there, or choose another --run-dir."
+                )
+            if differing:
+                self.remove_own_files()
+        self.write_config(config)
+
+    def remove_own_files(self):
+        """Removes what tfxfer writes here (`OWN_FILES`), nothing else."""
+        for name in OWN_FILES:
+            path = os.path.join(self.path, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Holds `.tfxfer.lock` (with this process's pid) while training: a
+        second process on the folder is refused, naming the first's pid; a
+        lock left by a process that no longer runs is taken over."""
+        os.makedirs(self.path, exist_ok=True)
+        path = os.path.join(self.path, ".tfxfer.lock")
+        for _ in range(2):
+            try:
+                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                break
+            except FileExistsError:
+                owner = _lock_owner(path)
+                if owner is not None and _running(owner):
+                    raise RunFolderError(
+                        f"'{self.path}' is in use by process {owner} (its lock: {path}). Wait for it to finish, "
+                        "or choose another --run-dir."
+                    ) from None
+                os.remove(path)  # left by a process that died
+        else:
+            raise RunFolderError(f"Could not take the lock {path}; remove it if no tfxfer process uses the folder.")
+        with os.fdopen(descriptor, "w") as file:
+            file.write(str(os.getpid()))
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+
+    def foreign_export_files(self):
+        """Files in `export/` that tfxfer's last export did not write."""
+        if not os.path.isdir(self.export):
+            return []
+        own = set(self._export_manifest())
+        return [path for path in _files_under(self.export) if path not in own]
+
+    def check_export_free(self):
+        """Refuses, before any training, an `export/` holding a user's files."""
+        foreign = self.foreign_export_files()
+        if foreign:
+            raise RunFolderError(
+                f"'{self.export}' holds files tfxfer did not write ({', '.join(foreign[:5])}); a run replaces "
+                "that folder, so move them out first, or pass --no-export."
+            )
+
+    def replace_export(self, write):
+        """`write(folder)` exports into a new folder, which then replaces the
+        previous export (tfxfer's own files only, see `check_export_free`)."""
+        staging = os.path.join(self.path, f".partial-{os.getpid()}-export")
+        if os.path.exists(staging):
+            shutil.rmtree(staging)
+        try:
+            write(staging)
+            self.check_export_free()
+            if os.path.isdir(self.export):
+                shutil.rmtree(self.export)
+            os.replace(staging, self.export)
+        finally:
+            if os.path.exists(staging):
+                shutil.rmtree(staging)
+        self._write_json(os.path.join(self.path, "export.manifest.json"), _files_under(self.export))
+
+    def _export_manifest(self):
+        try:
+            with open(os.path.join(self.path, "export.manifest.json")) as file:
+                return json.load(file)
+        except (OSError, ValueError):
+            return []
 
     def file(self, *parts):
         """`path/parts...`, its folder created."""
@@ -69,15 +209,21 @@ class RunFolder:
             for stage, logs in stages.items()
             for epoch in range(len(next(iter(logs.values()), [])))
         ]
-        if is_chief():
-            with open(self.file("metrics.csv"), "w", newline="") as file:
+
+        def write_csv(path):
+            with open(path, "w", newline="") as file:
                 writer = csv.DictWriter(file, ["stage", "epoch", *names])
                 writer.writeheader()
                 writer.writerows(rows)
+
+        if is_chief():
+            write_atomically(self.file("metrics.csv"), write_csv)
         self._write_json(self.metrics_file, {"results": results, "history": stages})
 
     def write_plots(self, histories, labels, predictions, class_names, title):
         """`plots/curves.png` and `plots/confusion.png`; their paths."""
+        from tfxfer import plots  # matplotlib: only when plots are drawn
+
         if not is_chief():
             return []
         curves = (
@@ -91,7 +237,35 @@ class RunFolder:
         return [path for path in (curves, confusion) if path]
 
     def _write_json(self, path, content):
+        def write(temporary):
+            with open(temporary, "w") as file:
+                json.dump(content, file, indent=2, default=float)
+
         if is_chief():
             os.makedirs(self.path, exist_ok=True)
-            with open(path, "w") as file:
-                json.dump(content, file, indent=2, default=float)
+            write_atomically(path, write)
+
+
+def _files_under(root):
+    """The paths of the files under `root`, relative to it, sorted."""
+    return sorted(
+        os.path.relpath(os.path.join(folder, name), root) for folder, _, names in os.walk(root) for name in names
+    )
+
+
+def _lock_owner(path):
+    try:
+        with open(path) as file:
+            return int(file.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

@@ -12,6 +12,7 @@ extracted `cifar-10-batches-py/` folder, `.npz` arrays in the layout of
 import os
 import pickle
 import tarfile
+import warnings
 import zipfile
 
 import numpy as np
@@ -107,8 +108,36 @@ def _from_npz(path):
             raise ValueError(
                 f"'{path}': images {images.shape} and labels {labels.shape} do not match (n, H, W, 3) and (n,)."
             )
-    cleaned = [(x.astype(np.uint8), y.reshape(-1).astype(np.uint8)) for x, y in splits]
+    cleaned = [(_checked_pixels(path, x), _checked_labels(path, y.reshape(-1))) for x, y in splits]
     return cleaned[0], (cleaned[1] if len(cleaned) > 1 else None)
+
+
+def _checked_pixels(path, images):
+    """uint8 images: integers in 0-255 as they are, floats in 0-1 scaled by
+    255 (with a warning); anything else refused with the range found."""
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind not in "uif":
+        raise ValueError(f"'{path}': images of dtype {images.dtype}; expected uint8 pixels in 0-255.")
+    low, high = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
+        raise ValueError(f"'{path}': pixel values run from {low} to {high}; expected 0-255 (uint8).")
+    if images.dtype.kind == "f" and high <= 1.0:
+        warnings.warn(f"'{path}': float images in [0, 1]: scaled by 255 to uint8 pixels.", stacklevel=3)
+        images = images * 255.0
+    return np.round(images).astype(np.uint8)
+
+
+def _checked_labels(path, labels):
+    """Integral labels in 0-9, as uint8; others refused before any cast."""
+    if labels.size and (
+        labels.dtype.kind not in "iuf" or not np.all(np.mod(labels, 1) == 0) or labels.min() < 0 or labels.max() > 9
+    ):
+        raise ValueError(
+            f"'{path}': labels must be integers 0-9 (the CIFAR-10 classes); found {labels.dtype} values from "
+            f"{labels.min()} to {labels.max()}."
+        )
+    return labels.astype(np.uint8)
 
 
 def _from_image_folders(root):

@@ -34,6 +34,15 @@ class Data:
     class_names: list
     x_unlabelled: np.ndarray | None = None
 
+    def __post_init__(self):
+        found = np.unique(self.y_train)
+        if len(found) < 2:
+            raise ValueError(
+                f"The training labels hold {len(found)} class ({[self.class_names[int(c)] for c in found]} of "
+                f"{len(self.class_names)}): a classifier needs examples of at least two. Check the data's labels "
+                "or class folders."
+            )
+
     def held_out(self, fraction, seed=0):
         """`(train, validation)` pairs: a stratified `fraction` of the training split."""
         return stratified_split(self.x_train, self.y_train, fraction, seed)

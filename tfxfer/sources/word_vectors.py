@@ -341,11 +341,27 @@ def _read(path, format, allow_pickle, limit):
         return load_facebook_vectors(path)
     binary = format == "word2vec-binary"
     try:
-        return KeyedVectors.load_word2vec_format(
+        loaded = KeyedVectors.load_word2vec_format(
             path, binary=binary, no_header=format == "glove", limit=limit, unicode_errors="replace"
         )
     except (ValueError, EOFError, IndexError) as error:
         raise ValueError(_diagnose(path, format, error)) from error
+    _refuse_non_finite(path, loaded, first_line=None if binary else (1 if format == "glove" else 2))
+    return loaded
+
+
+def _refuse_non_finite(path, keyed_vectors, first_line):
+    """One NaN would spread to every unknown word's vector (their mean):
+    the first non-finite vector is named, with its line in a text file."""
+    finite = np.isfinite(keyed_vectors.vectors).all(axis=1)
+    if finite.all():
+        return
+    row = int(np.argmin(finite))
+    where = f"line {row + first_line}" if first_line else f"vector {row + 1}"
+    raise ValueError(
+        f"'{path}', {where}: the vector of {keyed_vectors.index_to_key[row]!r} holds NaN or infinity "
+        f"({int((~finite).sum())} such vector(s) in all); fix or remove those lines."
+    )
 
 
 def _diagnose(path, format, error):

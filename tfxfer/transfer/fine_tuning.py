@@ -13,6 +13,7 @@ import collections
 import logging
 import math
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -21,6 +22,7 @@ import tensorflow as tf
 
 from tfxfer._compat import GuardedBackup
 from tfxfer.distribute import is_chief
+from tfxfer.run_folder import write_atomically
 from tfxfer.sources.hub import HubFeatures
 from tfxfer.sources.text_encoding import as_model_inputs
 from tfxfer.transfer.budget import MIN_STEPS, stage_plan, steps_per_epoch
@@ -148,17 +150,15 @@ class _ChiefBackup(GuardedBackup):
     """`BackupAndRestore` for one or many workers: every worker restores from
     the folder, only the chief writes or removes it (Keras' own callback
     would have all workers write the same files). The previous backup is
-    kept too, so a process killed while writing loses one epoch at most."""
+    kept too, so a process killed while writing loses one epoch at most.
+    The backup outlives the training: `_Stage.finish` removes it once the
+    stage's end is recorded, so no kill in between loses the stage."""
 
     def __init__(self, backup_dir):
-        super().__init__(backup_dir, double_checkpoint=True)
+        super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=False)
 
     def should_write(self):
         return is_chief(self.model.distribute_strategy)
-
-    def on_train_end(self, logs=None):
-        if self.should_write():
-            super().on_train_end(logs)
 
 
 class _ValidationScore:
@@ -202,19 +202,36 @@ class _Stage:
         self.folder = checkpoint_dir and os.path.join(checkpoint_dir, name)
         self.done_file = self.folder and os.path.join(self.folder, "done.weights.h5")
 
+        self.backup = self.folder and os.path.join(self.folder, "backup")
+
     def done(self, model):
         if self.folder and os.path.exists(self.done_file):
-            model.load_weights(self.done_file)
+            try:
+                model.load_weights(self.done_file)
+            except (OSError, ValueError) as error:  # damaged after the fact: the stage runs again
+                _log.warning(
+                    f"'{self.done_file}' is unreadable ({type(error).__name__}); the {self.name} stage runs again."
+                )
+                os.remove(self.done_file)
+                return False
+            self._remove_backup(model)  # left by a kill after the end was recorded
             return True
         return False
 
     def callbacks(self):
-        return [_ChiefBackup(os.path.join(self.folder, "backup"))] if self.folder else []
+        return [_ChiefBackup(self.backup)] if self.folder else []
 
     def finish(self, model):
+        """Records the stage's end (written whole, then renamed), and only
+        then removes its backup."""
         if self.folder and is_chief(model.distribute_strategy):
             os.makedirs(self.folder, exist_ok=True)
-            model.save_weights(self.done_file)
+            write_atomically(self.done_file, model.save_weights)
+            self._remove_backup(model)
+
+    def _remove_backup(self, model):
+        if is_chief(model.distribute_strategy) and os.path.isdir(self.backup):
+            shutil.rmtree(self.backup)
 
 
 def source_outputs(source, batch):

@@ -1,0 +1,99 @@
+"""A run folder's identity, lock, whole-file writes and own-files-only removal."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from tfxfer.cli import main
+from tfxfer.run_folder import RunFolder, RunFolderError, write_atomically
+
+from helpers import FIT_TEXT_DEFAULTS
+
+CONFIG = {"command": "fit text", "labels_per_class": None, "seed": 0, "quiet": False}
+
+
+def test_other_settings_are_refused_by_name_and_overwrite_keeps_the_users_files(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.start(CONFIG)
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    run.start({**CONFIG, "quiet": True})  # not a setting of the result: the same run, resumed
+    assert (tmp_path / "run" / "metrics.json").exists()
+    with pytest.raises(RunFolderError, match=r"labels_per_class: None then, 10 now.*--overwrite"):
+        run.start({**CONFIG, "labels_per_class": 10})
+    assert run.read_config()["labels_per_class"] is None  # the refused run wrote nothing
+    run.start({**CONFIG, "labels_per_class": 10}, overwrite=True)
+    assert run.read_config()["labels_per_class"] == 10
+    assert not (tmp_path / "run" / "metrics.json").exists()  # the old run's results are gone
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_a_live_lock_refuses_a_second_process_and_a_dead_ones_is_taken_over(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    with run.lock():
+        with pytest.raises(RunFolderError, match=f"in use by process {os.getpid()}"):
+            with run.lock():
+                pass
+    assert not (tmp_path / "run" / ".tfxfer.lock").exists()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "run" / ".tfxfer.lock").write_text(finished.stdout.strip())  # its process has exited
+    with run.lock():
+        assert (tmp_path / "run" / ".tfxfer.lock").read_text() == str(os.getpid())
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"old": 1}')
+
+    def fails_half_way(temporary):
+        with open(temporary, "w") as file:
+            file.write('{"new"')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(str(path), fails_half_way)
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert os.listdir(tmp_path) == ["config.json"]  # no partial file left
+
+
+def test_export_replaces_only_its_own_files(tmp_path):
+    run = RunFolder(tmp_path / "run")
+
+    def export(folder):
+        os.makedirs(os.path.join(folder, "variables"))
+        for name in ("saved_model.pb", os.path.join("variables", "variables.index")):
+            with open(os.path.join(folder, name), "w") as file:
+                file.write("x")
+
+    run.replace_export(export)
+    run.replace_export(export)  # its own files: replaced
+    assert run.foreign_export_files() == []
+    (tmp_path / "run" / "export" / "README.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match=r"README.txt.*--no-export"):
+        run.check_export_free()
+    with pytest.raises(RunFolderError, match="README.txt"):
+        run.replace_export(export)
+    assert (tmp_path / "run" / "export" / "README.txt").read_text() == "mine"
+
+
+def test_the_cli_refuses_a_rerun_with_other_settings_before_any_work(tmp_path):
+    run = tmp_path / "run"
+    first = CliRunner().invoke(main, [*FIT_TEXT_DEFAULTS, "--run-dir", str(run), "--no-export", "--quiet"])
+    assert first.exit_code == 0, first.output
+    accuracy = json.loads((run / "metrics.json").read_text())["results"]["test_accuracy"]
+    other = [*FIT_TEXT_DEFAULTS, "--run-dir", str(run), "--no-export", "--quiet", "--labels-per-class", "5"]
+    refused = CliRunner().invoke(main, other)
+    assert refused.exit_code == 1 and "labels_per_class: None then, 5 now" in refused.output
+    assert "Traceback" not in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert json.loads((run / "metrics.json").read_text())["results"]["test_accuracy"] == accuracy
+    started_over = CliRunner().invoke(main, [*other, "--overwrite"])
+    assert started_over.exit_code == 0, started_over.output
+    assert json.loads((run / "config.json").read_text())["labels_per_class"] == 5
+    (run / "export").mkdir()
+    (run / "export" / "keep.txt").write_text("mine")
+    refused = CliRunner().invoke(main, [argument for argument in other if argument != "--no-export"])
+    assert refused.exit_code == 1 and "keep.txt" in refused.output and "--no-export" in refused.output
