@@ -38,11 +38,11 @@ def test_a_live_lock_refuses_a_second_process_and_a_dead_ones_is_taken_over(tmp_
         with pytest.raises(RunFolderError, match=f"in use by process {os.getpid()}"):
             with run.lock():
                 pass
-    assert not (tmp_path / "run" / ".tfxfer.lock").exists()
+    assert not (tmp_path / "run" / ".run.lock").exists()
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / "run" / ".tfxfer.lock").write_text(finished.stdout.strip())  # its process has exited
+    (tmp_path / "run" / ".run.lock").write_text(finished.stdout.strip())  # its process has exited
     with run.lock():
-        assert (tmp_path / "run" / ".tfxfer.lock").read_text() == str(os.getpid())
+        assert (tmp_path / "run" / ".run.lock").read_text() == str(os.getpid())
 
 
 def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):

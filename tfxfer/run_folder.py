@@ -9,7 +9,7 @@
         plots/curves.png, plots/confusion.png
         model.keras        the trained model
         export/            SavedModel serving raw inputs (`tfxfer.export`)
-        .tfxfer.lock       held while a process trains here (its pid inside)
+        .run.lock          held while a process trains here (its pid inside)
 
 A folder has an identity: `config.json` holds the settings that decide the
 result, and a rerun with other settings is refused (`start`), naming them,
@@ -106,11 +106,11 @@ class RunFolder:
 
     @contextlib.contextmanager
     def lock(self):
-        """Holds `.tfxfer.lock` (with this process's pid) while training: a
+        """Holds `.run.lock` (with this process's pid) while training: a
         second process on the folder is refused, naming the first's pid; a
         lock left by a process that no longer runs is taken over."""
         os.makedirs(self.path, exist_ok=True)
-        path = os.path.join(self.path, ".tfxfer.lock")
+        path = os.path.join(self.path, ".run.lock")
         for _ in range(2):
             try:
                 descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
