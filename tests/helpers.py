@@ -1,6 +1,9 @@
 """Small real models and data the tests share (imported by the tests; the
 fixtures that use them live in conftest.py)."""
 
+import contextlib
+import signal
+
 import keras
 
 IMAGE_SHAPE = (8, 8, 1)
@@ -17,3 +20,19 @@ def small_bn_model(seed=0):
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, x)
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Fails the block with TimeoutError after `seconds` (a hang becomes a failure)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -166,3 +166,17 @@ def test_safe_mode_names_what_it_refused_and_evaluate_checks_the_class_names(tmp
     (run / "config.json").write_text(json.dumps({**config, "class_names": config["class_names"][::-1]}))
     refused = CliRunner().invoke(main, ["evaluate", str(run)])
     assert refused.exit_code == 1 and "but the run was trained on ['sci.space', 'alt.atheism']" in refused.output
+
+
+def test_option_ranges_are_refused_before_any_work(tmp_path):
+    run = tmp_path / "run"
+    for option, value, message in (
+        ("--labels-per-class", 0, "0 is not in the range x>=2"),
+        ("--labels-per-class", 1, "1 is not in the range x>=2"),
+        ("--learning-rate", -0.05, "-0.05 is too small; pass a rate above 0"),
+        ("--batch-size", 0, "0 is not in the range x>=1"),
+        ("--head-epochs", -1, "-1 is too small; pass 0 or more"),
+    ):
+        result = _invoke(*FIT_TEXT_DEFAULTS, "--run-dir", run, option, value)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not run.exists()  # refused by click before the data was read or the folder made

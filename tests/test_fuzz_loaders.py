@@ -6,6 +6,7 @@ import os
 import tempfile
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -137,3 +138,50 @@ def _damaged(archive, cut, flip):
 def test_damaged_archives(cut, flip):
     _only_value_errors(lambda path: load_20newsgroups(path), _write(".tar.gz", _damaged(NEWS, cut, flip)))
     _only_value_errors(load_cifar10, _write(".tar.gz", _damaged(CIFAR, cut, flip)))
+
+
+def test_a_fasttext_bin_cut_at_every_byte_is_refused_in_time(tmp_path):
+    from test_word_vectors import _fasttext_file
+
+    from helpers import time_limit
+
+    data = _fasttext_file(tmp_path / "model.bin").read_bytes()
+    cut_file = tmp_path / "cut.bin"
+    with time_limit(120):  # gensim alone loops forever on a file cut inside a word
+        for cut in range(4, len(data)):  # 4 bytes: the magic number that marks a fastText file
+            cut_file.write_bytes(data[:cut])
+            with pytest.raises(ValueError, match="cut.bin"):
+                WordVectors.load(cut_file)
+
+
+def _encoded(suffix):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buffer, format={".jpg": "JPEG"}.get(suffix, suffix[1:].upper()))
+    return buffer.getvalue()
+
+
+GOOD_IMAGES = {suffix: _encoded(suffix) for suffix in (".png", ".jpg", ".gif", ".bmp")}
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.sampled_from(sorted(GOOD_IMAGES)), st.integers(0, 60))
+def test_image_folders_with_any_bytes_as_an_image(content, suffix, kept):
+    """A real image's first `kept` bytes (its header, in part), then any bytes."""
+    from tfxfer.data import load_image_folder
+
+    with tempfile.TemporaryDirectory() as root:
+        for name in ("cat", "dog"):
+            os.mkdir(os.path.join(root, name))
+            with open(os.path.join(root, name, f"ok{suffix}"), "wb") as file:
+                file.write(GOOD_IMAGES[suffix])
+        with open(os.path.join(root, "dog", f"fuzzed{suffix}"), "wb") as file:
+            file.write(GOOD_IMAGES[suffix][:kept] + content)
+        try:
+            images, labels, _ = load_image_folder(root, (8, 8))
+            assert images.shape == (3, 8, 8, 3) and images.dtype == np.uint8
+        except ValueError as error:
+            assert f"fuzzed{suffix}" in str(error), f"the message does not name the file: {error}"

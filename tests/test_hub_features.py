@@ -148,7 +148,7 @@ def test_missing_folder_is_named(tmp_path):
 
 def test_partial_folder_is_named_with_the_fix(tmp_path):
     (tmp_path / "partial" / "variables").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match=r"partial.*has no saved_model.pb.*Delete that folder"):
+    with pytest.raises(FileNotFoundError, match=r"partial.*has no saved_model.pb.*Pass the folder that holds"):
         HubFeatures(tmp_path / "partial")
 
 
@@ -171,3 +171,15 @@ def test_unreachable_handle_says_where_to_put_the_module(tmp_path, monkeypatch):
     message = str(error.value)
     expected_folder = os.path.join(str(tmp_path), hashlib.sha1(handle.encode()).hexdigest())
     assert handle in message and expected_folder in message and "TFHUB_CACHE_DIR" in message
+
+
+def test_a_run_folder_passed_as_a_source_is_named_as_one(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "model.keras"):
+        (run / name).write_text("{}")
+    with pytest.raises(FileNotFoundError) as error:
+        HubFeatures(run)
+    message = str(error.value)
+    assert "is a tfxfer run folder, not a SavedModel" in message and "model.keras" in message
+    assert f"tfxfer evaluate {run}" in message and "Delete" not in message

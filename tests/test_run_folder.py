@@ -97,3 +97,63 @@ def test_the_cli_refuses_a_rerun_with_other_settings_before_any_work(tmp_path):
     (run / "export" / "keep.txt").write_text("mine")
     refused = CliRunner().invoke(main, [argument for argument in other if argument != "--no-export"])
     assert refused.exit_code == 1 and "keep.txt" in refused.output and "--no-export" in refused.output
+
+
+def test_a_damaged_config_is_named_and_overwrite_starts_over(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.start(CONFIG)
+    (tmp_path / "run" / "config.json").write_text('{"command": "fit te')  # cut by a kill before whole-file writes
+    for action in (run.read_config, lambda: run.start(CONFIG)):
+        with pytest.raises(RunFolderError, match=r"config.json' is damaged \(not JSON: .*--overwrite"):
+            action()
+    run.start(CONFIG, overwrite=True)
+    assert run.read_config()["command"] == "fit text"
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing in tfxfer may catch it."""
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_write_resumes_on_rerun(tmp_path, monkeypatch):
+    """Kills `fit` just before each of its renames (the temporary file left
+    behind, as a real kill leaves it), then reruns the same command: it
+    finishes with the result of an uninterrupted run and leaves no debris."""
+    arguments = [*FIT_TEXT_DEFAULTS, "--quiet"]
+    whole = CliRunner().invoke(main, [*arguments, "--run-dir", str(tmp_path / "whole")], catch_exceptions=False)
+    assert whole.exit_code == 0, whole.output
+    expected = json.loads((tmp_path / "whole" / "metrics.json").read_text())["results"]["test_accuracy"]
+    rename, renames = os.replace, []
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+
+    def killed_at(count):
+        def replace(source, target):
+            renames.append(target)
+            if len(renames) == count:
+                rename(source, os.path.join(os.path.dirname(target), f".partial-{dead.stdout.strip()}-left"))
+                raise _Killed
+            return rename(source, target)
+
+        return replace
+
+    kill = 0
+    while True:
+        kill, renames[:] = kill + 1, []
+        folder = tmp_path / f"killed{kill}"
+        monkeypatch.setattr(os, "replace", killed_at(kill))
+        try:
+            finished = CliRunner().invoke(main, [*arguments, "--run-dir", str(folder)], catch_exceptions=False)
+        except _Killed:
+            (folder / ".run.lock").write_text(dead.stdout.strip())  # a killed process leaves its lock
+        else:
+            assert finished.exit_code == 0 and kill > 1
+            break
+        monkeypatch.setattr(os, "replace", rename)
+        rerun = CliRunner().invoke(main, [*arguments, "--run-dir", str(folder)], catch_exceptions=False)
+        assert rerun.exit_code == 0, f"killed at write {kill} ({renames[-1]}): {rerun.output}"
+        assert json.loads((folder / "metrics.json").read_text())["results"]["test_accuracy"] == expected
+        assert not list(folder.rglob(".partial-*")) and not (folder / ".run.lock").exists()
+        exported = (folder / "export").rglob("*")
+        manifest = json.loads((folder / "export.manifest.json").read_text())
+        assert manifest == sorted(str(path.relative_to(folder / "export")) for path in exported if path.is_file())
+    assert kill > 5  # config, metrics (2), model, export, its manifest: each write was killed once

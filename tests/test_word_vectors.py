@@ -179,3 +179,78 @@ def test_a_nan_vector_is_named_with_its_word_and_line(tmp_path):
     word2vec.write_text("2 3\nrocket 0.1 0.2 0.3\norbit 0.2 nan 0.1\n")
     with pytest.raises(ValueError, match=r"nan.vec', line 3: the vector of 'orbit'"):
         WordVectors.load(word2vec)
+
+
+def test_a_header_promising_more_than_the_file_is_refused_before_allocation(tmp_path, keyed):
+    keyed.save_word2vec_format(str(tmp_path / "w.txt"), binary=False)
+    lines = (tmp_path / "w.txt").read_text().splitlines()
+    (tmp_path / "liar.txt").write_text("\n".join(["2000000 4", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=r"liar.txt': the header '2000000 4' promises 2,000,000 vectors.*truncated"):
+        WordVectors.load(tmp_path / "liar.txt")
+    assert len(WordVectors.load(tmp_path / "liar.txt", limit=2)) == 2  # the first vectors are whole
+    (tmp_path / "huge.bin").write_bytes(b"1000000000 1000\n" + b"x" * 100)
+    with pytest.raises(ValueError, match=r"huge.bin': the header .* declares 4,000,000,000,000 bytes.*TFXFER_MAX"):
+        WordVectors.load(tmp_path / "huge.bin")
+    with gzip.open(tmp_path / "liar.txt.gz", "wb") as file:
+        file.write(b"500000 300\n" + b"0 " * 1000)
+    with pytest.raises(ValueError, match=r"liar.txt.gz': the header '500000 300' declares .*TFXFER_MAX_EXPANSION"):
+        WordVectors.load(tmp_path / "liar.txt.gz")
+
+
+def _fasttext_file(path):
+    from gensim.models import FastText
+    from gensim.models.fasttext import save_facebook_model
+
+    sentences = [["rocket", "orbit", "launch"], ["rockets", "orbiting", "launches"]] * 20
+    model = FastText(sentences, vector_size=4, min_count=1, bucket=32, epochs=1, seed=0, workers=1)
+    save_facebook_model(model, str(path))
+    return path
+
+
+def test_a_truncated_or_padded_fasttext_bin_is_refused_and_a_compressed_one_read(tmp_path):
+    data = _fasttext_file(tmp_path / "model.bin").read_bytes()
+    cases = {
+        120: "ends at byte 120 inside word",
+        len(data) // 2: "inside the input matrix",
+        len(data) - 1: "inside the output matrix",
+    }
+    for cut, where in cases.items():
+        (tmp_path / "cut.bin").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=f"cut.bin' is a truncated fastText .bin file: it {where}|{where}"):
+            WordVectors.load(tmp_path / "cut.bin")
+    (tmp_path / "padded.bin").write_bytes(data + b"\0")
+    with pytest.raises(ValueError, match="padded.bin' is not a valid fastText .bin model: bytes follow"):
+        WordVectors.load(tmp_path / "padded.bin")
+    # gensim alone reads a compressed .bin's matrices as the compressed bytes: tfxfer reads it plain.
+    (tmp_path / "model.bin.gz").write_bytes(gzip.compress(data))
+    plain, compressed = WordVectors.load(tmp_path / "model.bin"), WordVectors.load(tmp_path / "model.bin.gz")
+    np.testing.assert_array_equal(plain.lookup("rocketry"), compressed.lookup("rocketry"))
+    np.testing.assert_array_equal(plain.keyed_vectors.vectors, compressed.keyed_vectors.vectors)
+
+
+def test_a_supervised_or_nan_fasttext_bin_and_words_without_values_are_named(tmp_path):
+    import struct
+
+    data = bytearray(_fasttext_file(tmp_path / "model.bin").read_bytes())
+    counts = 8 + struct.calcsize("@12id")  # magic, version, the arguments; then entries, words, labels
+    supervised = data[: counts + 8] + struct.pack("@i", 3) + data[counts + 12 :]
+    (tmp_path / "classifier.bin").write_bytes(supervised)
+    with pytest.raises(ValueError, match=r"classifier.bin' is not a valid fastText .bin model: .*supervised.*3 labels"):
+        WordVectors.load(tmp_path / "classifier.bin")
+    # The input matrix (6 words, then 32 n-gram buckets, of 4 values) ends where the output
+    # matrix's flag and shape (17 bytes) and its 6 rows begin.
+    input_end = len(data) - (17 + 4 * 6 * 4)
+    assert struct.unpack("@2q", data[input_end + 1 : input_end + 17]) == (6, 4)
+    for row, message in (
+        (0, r", vector 1: the vector of '\w+' holds NaN.*damaged"),
+        (6 + 31, ": character n-gram bucket 31 holds NaN"),
+    ):
+        damaged = bytearray(data)
+        start = input_end - 4 * 4 * (38 - row)
+        damaged[start : start + 4] = struct.pack("@f", float("nan"))
+        (tmp_path / "nan.bin").write_bytes(damaged)
+        with pytest.raises(ValueError, match=f"nan.bin'{message}"):
+            WordVectors.load(tmp_path / "nan.bin")
+    (tmp_path / "words.txt").write_text("orbit\nrocket\n")
+    with pytest.raises(ValueError, match="words.txt' holds words without values, not glove vectors"):
+        WordVectors.load(tmp_path / "words.txt")

@@ -148,7 +148,9 @@ def _training_options(command):
         ),
         _shown("--batch-size", 64, type=click.IntRange(min=1), help="Global batch size (split across replicas)."),
         click.option(
-            "--labels-per-class", type=click.IntRange(min=1), help="Keep at most this many training examples per class."
+            "--labels-per-class",
+            type=click.IntRange(min=2),
+            help="Keep at most this many training examples per class (at least 2: the validation split takes one).",
         ),
         _shown(
             "--unlabelled",

@@ -74,14 +74,20 @@ class RunFolder:
         self.export = os.path.join(self.path, "export")
         self.config_file = os.path.join(self.path, "config.json")
         self.metrics_file = os.path.join(self.path, "metrics.json")
+        self._manifest_file = os.path.join(self.path, "export.manifest.json")
 
     def start(self, config, overwrite=False):
         """Checks that this folder is free for a run of `config`: a folder
         holding a run with other settings is refused, naming them, unless
         `overwrite`, which removes tfxfer's own files first (never others).
-        Then writes `config`."""
+        Then removes what a killed run left half-written and writes `config`."""
         if os.path.isfile(self.config_file):
-            previous = self.read_config()
+            try:
+                previous = self.read_config()
+            except RunFolderError:
+                if not overwrite:
+                    raise
+                previous = {}  # unreadable: whatever ran here is started over
             differing = sorted(
                 key for key in {*previous, *config} - set(NOT_IDENTITY) if previous.get(key) != config.get(key)
             )
@@ -93,7 +99,17 @@ class RunFolder:
                 )
             if differing:
                 self.remove_own_files()
+        self.remove_partial_files()
         self.write_config(config)
+
+    def remove_partial_files(self):
+        """Removes the temporary files (`.partial-*`) a killed process left.
+        Called under the lock, so no live process is writing them."""
+        for folder, folders, files in os.walk(self.path):
+            for name in [*files, *folders]:
+                if name.startswith(".partial-"):
+                    path = os.path.join(folder, name)
+                    shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
 
     def remove_own_files(self):
         """Removes what tfxfer writes here (`OWN_FILES`), nothing else."""
@@ -158,17 +174,21 @@ class RunFolder:
         try:
             write(staging)
             self.check_export_free()
+            # Until the swap is done the manifest owns the old files and the
+            # new ones, so a kill in between leaves nothing that looks foreign.
+            exported = _files_under(staging)
+            self._write_json(self._manifest_file, sorted({*self._export_manifest(), *exported}))
             if os.path.isdir(self.export):
                 shutil.rmtree(self.export)
             os.replace(staging, self.export)
         finally:
             if os.path.exists(staging):
                 shutil.rmtree(staging)
-        self._write_json(os.path.join(self.path, "export.manifest.json"), _files_under(self.export))
+        self._write_json(self._manifest_file, exported)
 
     def _export_manifest(self):
         try:
-            with open(os.path.join(self.path, "export.manifest.json")) as file:
+            with open(self._manifest_file) as file:
                 return json.load(file)
         except (OSError, ValueError):
             return []
@@ -192,7 +212,17 @@ class RunFolder:
                 f"'{self.path}' is not a run folder (no config.json); pass the folder `tfxfer fit` wrote."
             )
         with open(self.config_file) as file:
-            return json.load(file)
+            try:
+                config = json.load(file)
+                problem = None if isinstance(config, dict) else "not a JSON object"
+            except ValueError as error:
+                problem = f"not JSON: {error}"
+        if problem:
+            raise RunFolderError(
+                f"'{self.config_file}' is damaged ({problem}), so the run there cannot be resumed or compared: "
+                "pass --overwrite to start over in that folder, or choose another --run-dir."
+            )
+        return config
 
     def tensorboard(self, stage):
         """A TensorBoard callback logging `stage` under `logs/`."""

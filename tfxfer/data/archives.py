@@ -22,3 +22,13 @@ def is_tar_archive(path, fix="download it again"):
     """`tarfile.is_tarfile`, which itself raises on a truncated compressed file."""
     with reading_archive(path, fix):
         return tarfile.is_tarfile(path)
+
+
+def checked_members(archive, path):
+    """The members of the open tar `archive` (read from `path`), each
+    admitted by the limits on size, count and expansion (`tfxfer.data.limits`)."""
+    from tfxfer.data.limits import ArchiveBudget
+
+    budget = ArchiveBudget(path)
+    for member in archive:
+        yield budget.admit(member)

@@ -17,8 +17,9 @@ import zipfile
 
 import numpy as np
 
-from tfxfer.data.archives import is_tar_archive, reading_archive
+from tfxfer.data.archives import checked_members, is_tar_archive, reading_archive
 from tfxfer.data.image_folder import class_folders, load_image_folder
+from tfxfer.data.limits import LimitError, check_npz, check_regular_file
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, restricted_loads
 from tfxfer.paths import keras_cache_folder
 
@@ -55,6 +56,8 @@ def _concat(parts):
 def _from_folder(folder):
     def read(name):
         path = os.path.join(folder, name)
+        if os.path.exists(path):
+            check_regular_file(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"'{folder}' lacks {name}: a complete {FOLDER} folder holds "
@@ -68,7 +71,7 @@ def _from_folder(folder):
 
 def _from_archive(path):
     with reading_archive(path, f"download {ARCHIVE} again"), tarfile.open(path, "r:*") as archive:
-        members = {os.path.basename(m.name): m for m in archive.getmembers() if m.isfile()}
+        members = {os.path.basename(m.name): m for m in checked_members(archive, path) if m.isfile()}
 
         def read(name):
             if name not in members:
@@ -82,10 +85,13 @@ def _read_npz(path):
     """The arrays of an .npz, or a ValueError naming the file (numpy raises
     EOFError, BadZipFile or a pickle warning without naming it)."""
     try:
+        check_npz(path)
         with np.load(path, allow_pickle=False) as arrays:
             if not hasattr(arrays, "files"):
                 raise ValueError("a single .npy array, not an .npz archive")
             return {name: arrays[name] for name in arrays.files}
+    except LimitError:
+        raise
     except (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError) as error:
         raise ValueError(
             f"'{path}' is not a readable .npz of plain arrays ({type(error).__name__}: {error}); "
@@ -186,6 +192,8 @@ def load_cifar10(path=None):
         if os.path.isdir(os.path.join(path, "train")) or class_folders(path):
             return _from_image_folders(path)
         return _from_folder(path)  # names what a batches folder lacks
+    if os.path.exists(path):
+        check_regular_file(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"No CIFAR-10 data at '{path}'. Pass {ARCHIVE}, the extracted {FOLDER}/ "

@@ -5,20 +5,33 @@
 """
 
 import os
+import warnings
 
 import numpy as np
+
+from tfxfer.data.limits import IMAGE_PIXELS, LimitError, check_regular_file
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
 def class_folders(root):
     """The sorted names of the sub-folders of `root` that hold images."""
-    return sorted(
-        name
-        for name in os.listdir(root)
-        if os.path.isdir(os.path.join(root, name))
-        and any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(os.path.join(root, name)))
-    )
+    return sorted(name for name in _sub_folders(root) if _image_files(os.path.join(root, name)))
+
+
+def _sub_folders(root):
+    """The sub-folders of `root`, hidden ones (`.ipynb_checkpoints`) left out."""
+    return [name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name)) and not name.startswith(".")]
+
+
+def _image_files(folder):
+    """The image-named files under `folder`, as Keras walks it (links to folders not followed)."""
+    return [
+        os.path.join(parent, name)
+        for parent, _, names in os.walk(folder)
+        for name in sorted(names)
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+    ]
 
 
 def load_image_folder(root, image_size, class_names=None, batch_size=256):
@@ -43,6 +56,11 @@ def load_image_folder(root, image_size, class_names=None, batch_size=256):
             f"No class folders with images under '{root}': expected "
             f"'{root}/<class name>/<image>' with {', '.join(IMAGE_EXTENSIONS)} files."
         )
+    if class_names is None and (empty := sorted(set(_sub_folders(root)) - set(found))):
+        raise ValueError(
+            f"'{root}' has class folders without images: {empty}. Add images to them or remove them "
+            "(a class without examples cannot be learned)."
+        )
     class_names = list(class_names or found)
     missing, extra = sorted(set(class_names) - set(found)), sorted(set(found) - set(class_names))
     if missing or extra:
@@ -50,6 +68,9 @@ def load_image_folder(root, image_size, class_names=None, batch_size=256):
             f"'{root}' has class folders {found}; expected {class_names} "
             f"(missing: {missing}, unexpected: {extra}). Rename or remove the folders."
         )
+    for name in class_names:
+        for path in _image_files(os.path.join(root, name)):
+            _check_image_file(path)
     dataset = keras.utils.image_dataset_from_directory(
         root,
         labels="inferred",
@@ -76,18 +97,36 @@ def load_image_folder(root, image_size, class_names=None, batch_size=256):
     return images, np.concatenate(labels), class_names
 
 
+def _check_image_file(path):
+    """Refuses, before decoding, a file that is no regular file or an image
+    whose header declares more pixels than `TFXFER_MAX_IMAGE_PIXELS`."""
+    from PIL import Image
+
+    check_regular_file(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:  # reads the header only
+                width, height = image.size
+        except Image.DecompressionBombError as error:
+            raise LimitError(
+                f"'{path}': {error} Not decoded; if you trust the image, raise PIL.Image.MAX_IMAGE_PIXELS and "
+                "TFXFER_MAX_IMAGE_PIXELS."
+            ) from error
+        except (OSError, SyntaxError, ValueError):
+            return  # a header Pillow cannot read: TensorFlow's decoder judges the file
+    IMAGE_PIXELS.check(width * height, path, f"an image of {width} x {height}")
+
+
 def _undecodable(root, class_names):
     """The image-named files under `root/<class>/` that TensorFlow cannot decode."""
     import tensorflow as tf
 
     bad = []
     for name in class_names:
-        folder = os.path.join(root, name)
-        for file in sorted(os.listdir(folder)):
-            path = os.path.join(folder, file)
-            if file.lower().endswith(IMAGE_EXTENSIONS):
-                try:
-                    tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-                except tf.errors.InvalidArgumentError:
-                    bad.append(path)
+        for path in _image_files(os.path.join(root, name)):
+            try:
+                tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+            except tf.errors.InvalidArgumentError:
+                bad.append(path)
     return bad

@@ -20,7 +20,8 @@ import tarfile
 import numpy as np
 
 from tfxfer._compat import newsgroup_strippers
-from tfxfer.data.archives import is_tar_archive, reading_archive
+from tfxfer.data.archives import checked_members, is_tar_archive, reading_archive
+from tfxfer.data.limits import check_regular_file
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, SKLEARN_BUNCH, restricted_loads
 
 SPLITS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
@@ -78,7 +79,8 @@ def _read(path, splits, data_home, required):
     path = os.path.expanduser(os.fspath(path))
     if os.path.isdir(path):
         return _from_folders(path, splits, required)
-    if os.path.isfile(path):
+    if os.path.exists(path):
+        check_regular_file(path)
         if not is_tar_archive(path):
             raise ValueError(f"'{path}' is not a tar archive: expected 20news-bydate.tar.gz, or its folders.")
         return _from_archive(path, splits, required)
@@ -108,8 +110,11 @@ def _from_folders(root, splits, required):
         for group in os.listdir(folder):
             if os.path.isdir(os.path.join(folder, group)):
                 for name in os.listdir(os.path.join(folder, group)):
-                    with open(os.path.join(folder, group, name), encoding="latin-1") as file:
-                        posts[split, group, name] = file.read()
+                    post = os.path.join(folder, group, name)
+                    check_regular_file(post)
+                    if os.path.isfile(post):
+                        with open(post, encoding="latin-1") as file:
+                            posts[split, group, name] = file.read()
         if split in required and not any(key[0] == split for key in posts):
             raise _missing(root, split)
     return posts
@@ -134,7 +139,7 @@ def _from_archive(path, splits, required):
     wanted = {SPLITS[s]: s for s in splits}
     posts = {}
     with reading_archive(path), tarfile.open(path, "r:*") as archive:
-        for member in archive:
+        for member in checked_members(archive, path):
             parts = _member_parts(member, path)
             if parts and parts[0] in wanted:
                 text = archive.extractfile(member).read().decode("latin-1")

@@ -44,15 +44,46 @@ SKLEARN_BUNCH = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, allowed, what, **kwargs):
-        super().__init__(file, **kwargs)
-        self.allowed, self.what = allowed, what
+    def __init__(self, data, allowed, what, **kwargs):
+        super().__init__(io.BytesIO(data), **kwargs)
+        self.allowed, self.what, self.size = allowed, what, len(data)
 
     def find_class(self, module, name):
         if (module, name) not in self.allowed:
             raise pickle.UnpicklingError(f"refused to load {module}.{name}: {self.what}")
         provide = self.allowed[module, name]
-        return provide() if provide else super().find_class(module, name)
+        found = provide() if provide else super().find_class(module, name)
+        if name == "_reconstruct":
+            return self._bounded_reconstruct(found)
+        return _ARRAY_CLASS if name == "ndarray" else found
+
+    def _bounded_reconstruct(self, reconstruct):
+        """numpy's `_reconstruct(cls, shape, dtype)` allocates `shape`: a
+        pickle carries its arrays' data, so an array with more elements
+        than the pickle has bytes is refused before any allocation."""
+        import numpy as np
+
+        def bounded(cls, shape, dtype):
+            elements = int(np.prod(shape, dtype=object))
+            if elements > self.size:
+                raise pickle.UnpicklingError(
+                    f"an array of shape {tuple(shape)} in a {self.size:,}-byte pickle, which cannot hold its data: "
+                    "the file is damaged or hostile"
+                )
+            return reconstruct(np.ndarray if cls is _ARRAY_CLASS else cls, shape, dtype)
+
+        return bounded
+
+
+class _ArrayClass:
+    """Stands for `numpy.ndarray` in a pickle, where only `_reconstruct`
+    may use it: called directly, `ndarray(shape)` would allocate `shape`."""
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("a pickle that calls numpy.ndarray directly: refused, not a saved array")
+
+
+_ARRAY_CLASS = _ArrayClass()
 
 
 def restricted_loads(data, allowed, what, encoding="ASCII"):
@@ -61,10 +92,11 @@ def restricted_loads(data, allowed, what, encoding="ASCII"):
     `allowed` maps each to None (import it as named) or a function returning
     the object to use instead. `what` says what the file should hold, for
     the refusal message. Raises `pickle.UnpicklingError` on anything else,
-    and on a damaged size field that asks for more memory than there is.
+    on an array declaring more elements than the pickle has bytes, and on
+    a damaged size field that asks for more memory than there is.
     """
     try:
-        return _RestrictedUnpickler(io.BytesIO(data), allowed, what, encoding=encoding).load()
+        return _RestrictedUnpickler(data, allowed, what, encoding=encoding).load()
     except (MemoryError, OverflowError) as error:
         raise pickle.UnpicklingError(
             f"a size in the {len(data)}-byte pickle asks for more memory than it can hold ({type(error).__name__}): "

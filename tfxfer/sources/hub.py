@@ -45,13 +45,27 @@ def resolve_handle(handle):
                 "handle such as 'https://tfhub.dev/...'."
             )
     if not tf.io.gfile.exists(os.path.join(folder, _SAVED_MODEL_FILE)):
-        raise FileNotFoundError(
-            f"{origin} has no {_SAVED_MODEL_FILE}: it is an interrupted "
-            "download or a partial copy, not a SavedModel. Delete that "
-            "folder and load again, or copy the complete module (with "
-            f"{_SAVED_MODEL_FILE} and variables/) into it."
-        )
+        raise FileNotFoundError(_not_a_saved_model(folder, origin, remote=is_remote_handle(handle)))
     return folder
+
+
+def _not_a_saved_model(folder, origin, remote):
+    """Why `folder` (without saved_model.pb) is no module, and the fix for what it is."""
+    if os.path.isfile(os.path.join(folder, "config.json")) and os.path.isfile(os.path.join(folder, "model.keras")):
+        return (
+            f"'{folder}' is a tfxfer run folder, not a SavedModel: its trained model is "
+            f"'{os.path.join(folder, 'model.keras')}'. Test it with `tfxfer evaluate {folder}`, or "
+            "build on it with keras.saving.load_model."
+        )
+    if remote:
+        return (
+            f"{origin} has no {_SAVED_MODEL_FILE}: an interrupted download. Delete that folder and load "
+            f"again, or copy the complete module (with {_SAVED_MODEL_FILE} and variables/) into it."
+        )
+    return (
+        f"{origin} has no {_SAVED_MODEL_FILE}, so it is no SavedModel (or a partial copy of one). Pass the "
+        f"folder that holds {_SAVED_MODEL_FILE} and variables/."
+    )
 
 
 def hub_cache_folder(handle):

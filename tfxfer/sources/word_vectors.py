@@ -12,6 +12,9 @@ import re
 
 import numpy as np
 
+from tfxfer.data.limits import ENTRY_BYTES, check_expansion, check_regular_file
+from tfxfer.sources.fasttext_binary import check_fasttext_binary
+
 FORMATS = ("word2vec", "word2vec-binary", "glove", "fasttext", "fasttext-binary", "gensim")
 PICKLED_SUFFIXES = (".model", ".kv", ".pkl", ".pickle")
 _FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
@@ -319,8 +322,9 @@ def _sniff(path):
 
 def _read(path, format, allow_pickle, limit):
     from gensim.models import KeyedVectors
-    from gensim.models.fasttext import load_facebook_vectors
 
+    if os.path.exists(path):
+        check_regular_file(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No word-vectors file at '{path}'.")
     if os.path.getsize(path) == 0:
@@ -338,16 +342,70 @@ def _read(path, format, allow_pickle, limit):
         loaded = KeyedVectors.load(path)
         return getattr(loaded, "wv", loaded)  # a whole Word2Vec/FastText model
     if format == "fasttext-binary":
-        return load_facebook_vectors(path)
+        check_fasttext_binary(path)
+        loaded = _load_fasttext_binary(path)
+        if not np.isfinite(loaded.vectors_ngrams).all():  # they enter the words' vectors and build unknown ones
+            bucket = int(np.argmin(np.isfinite(loaded.vectors_ngrams).all(axis=1)))
+            raise ValueError(f"'{path}': character n-gram bucket {bucket} holds NaN or infinity; the model is damaged.")
+        _refuse_non_finite(path, loaded, first_line=None)
+        return loaded
     binary = format == "word2vec-binary"
+    if format != "glove":
+        _check_declared_size(path, binary, limit)
     try:
         loaded = KeyedVectors.load_word2vec_format(
             path, binary=binary, no_header=format == "glove", limit=limit, unicode_errors="replace"
         )
     except (ValueError, EOFError, IndexError) as error:
         raise ValueError(_diagnose(path, format, error)) from error
+    if not loaded.vector_size:
+        raise ValueError(
+            f"'{path}' holds words without values, not {format} vectors; pass format= if it is another format."
+        )
     _refuse_non_finite(path, loaded, first_line=None if binary else (1 if format == "glove" else 2))
     return loaded
+
+
+def _load_fasttext_binary(path):
+    """gensim reads a compressed `.bin`'s matrices with `numpy.fromfile`,
+    which reads the compressed bytes as floats: it gets a plain copy."""
+    import shutil
+    import tempfile
+
+    from gensim import utils
+    from gensim.models.fasttext import load_facebook_vectors
+
+    if not path.lower().endswith((".gz", ".bz2")):
+        return load_facebook_vectors(path)
+    with tempfile.TemporaryDirectory() as folder:
+        plain = os.path.join(folder, "vectors.bin")
+        with utils.open(path, "rb") as source, open(plain, "wb") as target:
+            shutil.copyfileobj(source, target)
+        return load_facebook_vectors(plain)
+
+
+def _check_declared_size(path, binary, limit):
+    """The header 'count dimension' against the file's size, before gensim
+    allocates count x dimension floats: each vector takes at least a word,
+    a space and its values (4 bytes each in binary, 2 in text: "0 ")."""
+    from gensim import utils
+
+    with utils.open(path, "rb") as file:
+        fields = file.readline(256).split()
+    if len(fields) != 2 or not all(f.isdigit() for f in fields):
+        return  # no header: `_diagnose` names the line
+    count, dim = int(fields[0]), int(fields[1])
+    count = min(count, limit) if limit else count
+    what = f"the header '{fields[0].decode()} {fields[1].decode()}'"
+    ENTRY_BYTES.check(4 * count * dim, path, f"{what} ({count:,} vectors of {dim:,} float32)")
+    needed, size = count * (4 * dim + 2 if binary else 2 * dim + 2), os.path.getsize(path)
+    if path.lower().endswith((".gz", ".bz2")):
+        check_expansion(needed, size, path, what)
+    elif needed > size:
+        raise ValueError(
+            f"'{path}': {what} promises {count:,} vectors of {dim:,} values, at least {needed:,} bytes, but the "
+            f"file has {size:,}: truncated (download it again), or a wrong header; limit= reads fewer."
+        )
 
 
 def _refuse_non_finite(path, keyed_vectors, first_line):
@@ -360,7 +418,8 @@ def _refuse_non_finite(path, keyed_vectors, first_line):
     where = f"line {row + first_line}" if first_line else f"vector {row + 1}"
     raise ValueError(
         f"'{path}', {where}: the vector of {keyed_vectors.index_to_key[row]!r} holds NaN or infinity "
-        f"({int((~finite).sum())} such vector(s) in all); fix or remove those lines."
+        f"({int((~finite).sum())} such vector(s) in all); "
+        + ("fix or remove those lines." if first_line else "the file is damaged: download it again.")
     )
 
 
