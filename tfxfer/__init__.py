@@ -4,7 +4,8 @@ Pretrained sources (TF-Hub modules, Keras Applications, word vectors)
 become Keras 3 layers (`HubFeatures`, `ImageBackbone`, `WordVectors`);
 task models (`ImageClassifier`, `TextClassifier`) put a head on them;
 `fit_head` and `fine_tune` train them, `self_train` with unlabelled data too; `export` writes a SavedModel that
-serves raw inputs. `presets()` lists the named sources.
+serves raw inputs. `presets()` lists the named sources. A user's own Keras
+models are reused with `transfer_weights` and `clone_structure`.
 
 Documented subpackages: `tfxfer.data` (datasets, pipelines),
 `tfxfer.methods` (methods of the literature), `tfxfer.transfer`
@@ -18,7 +19,7 @@ from tfxfer.recipes import evaluate_model
 from tfxfer.sources import HubFeatures, ImageBackbone, WordVectors, text_encoder
 from tfxfer.sources.registry import Preset, get_preset, preset_path, presets
 from tfxfer.tasks import ImageClassifier, TextClassifier
-from tfxfer.transfer import fine_tune, fit_head, self_train
+from tfxfer.transfer import clone_structure, fine_tune, fit_head, self_train, transfer_weights
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "Preset",
     "TextClassifier",
     "WordVectors",
+    "clone_structure",
     "data",
     "distribute",
     "evaluate_model",
@@ -44,4 +46,5 @@ __all__ = [
     "self_train",
     "text_encoder",
     "transfer",
+    "transfer_weights",
 ]

@@ -179,7 +179,10 @@ class HubFeatures(keras.layers.Layer):
         spec = self._declared_spec()
         self.module_dtype = tf.as_dtype(input_dtype or (spec.dtype if spec else tf.float32))
         functions = getattr(self._function, "concrete_functions", [self._function])
-        self.module_weights = [_keras_view(v) for v in _module_variables(self._module, functions)]
+        module_variables = _module_variables(self._module, functions)
+        self.module_weights = [_keras_view(v) for v in module_variables]
+        # The module's own names ("conv2d/kernel"), which `transfer_weights` matches by.
+        self.variable_paths = [v.name.split(":")[0] for v in module_variables]
         for view in self.module_weights:
             # As Keras does for the weights of a frozen layer; `layer.trainable
             # = True` turns the module's trainable variables back on.
