@@ -180,3 +180,16 @@ def test_option_ranges_are_refused_before_any_work(tmp_path):
         result = _invoke(*FIT_TEXT_DEFAULTS, "--run-dir", run, option, value)
         assert result.exit_code == 2 and message in result.output, result.output
         assert not run.exists()  # refused by click before the data was read or the folder made
+
+
+def test_sources_rank_scores_the_offline_sources_on_the_data(hub_module):
+    defaults = _invoke("sources", "--rank", "digits")  # the image presets with weights here: the shipped one
+    assert defaults.exit_code == 0, defaults.output
+    header, *rows = defaults.output.strip().splitlines()
+    assert header.split()[:5] == ["source", "LogME", "H-score", "LEEP", "NCE"]
+    assert [row.split()[0] for row in rows] == ["digits04_cnn"]
+    both = _invoke("sources", "--rank", "digits", "--candidates", f"{hub_module},digits04_cnn", "--examples", 300)
+    assert both.exit_code == 0, both.output
+    ranked = [row.split() for row in both.output.strip().splitlines()[1:]]
+    assert [row[0] for row in ranked] == ["digits04_cnn", str(hub_module)]  # trained on digits 0-4 vs random conv
+    assert float(ranked[0][1]) > float(ranked[1][1]) and all(float(row[3]) <= 0 for row in ranked)

@@ -1,11 +1,11 @@
-"""LogME ranks sources; the transfer report warns on negative transfer."""
+"""LogME, H-score, LEEP and NCE rank sources; the transfer report warns on negative transfer."""
 
 import numpy as np
 import pytest
 
 from tfxfer import HubFeatures
 from tfxfer.data.datasets import digit_images
-from tfxfer.methods.transferability import logme, transfer_report
+from tfxfer.methods.transferability import leep, logme, nce, rank_sources, transfer_report
 from tfxfer.sources.embedded import embedded_source_path, feature_extractor
 
 
@@ -24,6 +24,33 @@ def test_logme_ranks_the_trained_source_above_random_weights_on_digits():
     trained = np.asarray(HubFeatures(embedded_source_path())(images))
     random_weights = feature_extractor(seed=0).predict(images, verbose=0)
     assert logme(trained, labels) > logme(random_weights, labels)
+
+
+def test_leep_and_nce_equal_their_definitions_on_a_small_case():
+    labels = np.array([0, 0, 1, 1, 1])
+    theta = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7], [0.5, 0.5]])
+    joint = np.array([[1.5, 0.5], [1.0, 2.0]]) / 5  # P(y, z): rows y, columns z
+    conditional = joint / joint.sum(0)
+    expected = np.mean([np.log(theta[i] @ conditional[labels[i]]) for i in range(5)])
+    assert leep(theta, labels) == pytest.approx(expected)
+    # Hard predictions z = (0, 0, 1, 1, 0): P(y | z=0) = (2/3, 1/3), P(y | z=1) = (0, 1).
+    assert nce(theta, labels) == pytest.approx((2 * np.log(2 / 3) + np.log(1 / 3) + 2 * np.log(1.0)) / 5)
+    assert nce(np.array([0, 0, 1, 1, 0]), labels) == pytest.approx(nce(theta, labels))
+    assert leep(np.eye(2)[labels], labels) == pytest.approx(0.0)  # a source that already knows the labels
+    with pytest.raises(ValueError, match="softmax outputs"):
+        leep(np.array([[2.0, -1.0]] * 5), labels)
+
+
+def test_logme_and_h_score_rank_the_trained_source_first_on_digits():
+    images, labels = digit_images((5, 6, 7, 8, 9))
+    candidates = {"random": feature_extractor(seed=0), "trained": HubFeatures(embedded_source_path())}
+    for score in ("logme", "h_score"):
+        assert rank_sources(candidates, images, labels, by=score)[0]["source"] == "trained"
+    rows = {row["source"]: row for row in rank_sources(candidates, images, labels)}
+    # LEEP and NCE of the features' mixture "classes" (N-LEEP): above chance (log 1/5), at most 0.
+    assert all(np.log(1 / 5) < row[score] <= 0 for row in rows.values() for score in ("leep", "nce"))
+    with pytest.raises(ValueError, match="by must be one of"):
+        rank_sources(candidates, images, labels, by="accuracy")
 
 
 def test_transfer_report_warns_when_transfer_loses():

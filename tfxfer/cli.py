@@ -457,16 +457,46 @@ def export_command(run_dir, out, safe_mode):
 
 
 @main.command()
-def sources():
-    """The preset sources, and which are on this machine."""
+@click.option(
+    "--rank",
+    "rank_data",
+    help="Rank image sources on this data (cifar10, digits, or a path, as `fit image --data`) by LogME, "
+    "H-score, LEEP and NCE, before any training.",
+)
+@click.option(
+    "--candidates",
+    help="Comma-separated sources to rank [default: the image presets with weights on this machine].",
+)
+@_shown("--input-size", 96, type=click.IntRange(min=32), help="Side the images are resized to, for --rank.")
+@_shown("--examples", 1000, type=click.IntRange(min=20), help="Training images scored, for --rank.")
+def sources(rank_data, candidates, input_size, examples):
+    """The preset sources, and which are on this machine; with --rank, how well each suits your data."""
     from tfxfer.sources.registry import hub_cache_modules, presets
 
+    if rank_data:
+        _rank(rank_data, candidates, input_size, examples)
+        return
     for preset in presets():
         aliases = f" (alias {', '.join(preset.aliases)})" if preset.aliases else ""
         click.echo(f"{preset.name:24} {preset.kind:5}  {preset.description}{aliases}")
         click.echo(f"{'':24} {'':5}  {preset.location}")
     for name, folder in hub_cache_modules():
         click.echo(f"{'tfhub: ' + name:24} {'':5}  cached: {folder}")
+
+
+def _rank(data, candidates, input_size, examples):
+    from tfxfer import recipes
+    from tfxfer.data import datasets
+    from tfxfer.sources.registry import presets
+
+    names = [name for name in (candidates or "").split(",") if name] or [
+        preset.name for preset in presets("image") if preset.available_offline and preset.weights != "random"
+    ]
+    loaded = _checked(lambda: datasets.load_image_data(data, image_size=(input_size, input_size)))
+    rows = _checked(lambda: recipes.rank_image_sources(names, loaded, input_size, examples))
+    click.echo(f"{'source':24} {'LogME':>8} {'H-score':>8} {'LEEP':>8} {'NCE':>8}   (higher is better)")
+    for row in rows:
+        click.echo(f"{row['source']:24} {row['logme']:8.4f} {row['h_score']:8.3f} {row['leep']:8.4f} {row['nce']:8.4f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,26 @@ def image_model(source, num_classes, input_size=None, weights=None, dropout=0.2)
     return ImageClassifier.from_preset(source, num_classes, dropout=dropout, input_size=input_size, weights=weights)
 
 
+def rank_image_sources(names, data, input_size=None, examples=1000, seed=0):
+    """`rank_sources` of the image sources `names` on `data`'s training
+    images (a stratified `examples` of them): the rows, best LogME first."""
+    from tfxfer.data.datasets import stratified_split
+    from tfxfer.methods.transferability import rank_sources
+    from tfxfer.transfer.feature_cache import source_features
+
+    x, y = data.x_train, data.y_train
+    if len(y) > examples:
+        _, (x, y) = stratified_split(x, y, examples / len(y), seed)
+    features = {}
+    for name in names:
+        model = image_model(name, len(data.class_names), input_size=input_size)
+        grey_to_colour = model.inputs[0].shape[-1] == 3 and x.shape[-1] == 1
+        features[name] = np.asarray(
+            source_features(model, np.repeat(x, 3, -1) if grey_to_colour else x, y, progress=False)
+        )
+    return rank_sources(features, x, y, seed=seed)
+
+
 def text_model(source, texts, num_classes, encoder="hybrid", dropout=0.2, seed=0):
     """A `TextClassifier` on `source` (see `TextClassifier.from_preset`); the
     vocabulary of word vectors is adapted on `texts`, with `encoder`

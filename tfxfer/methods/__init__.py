@@ -3,7 +3,7 @@
 `importance` (instance-based: importance weights), `alignment`
 (feature-based: gradient reversal / DANN, CORAL, MMD), `regularization`
 (model-based: L2-SP, BSS, DELTA's feature-map distance), `distillation` (teacher -> student),
-`transferability` (LogME, negative-transfer report).
+`transferability` (LogME, H-score, LEEP, NCE, ranking sources, negative-transfer report).
 """
 
 from tfxfer.methods.alignment import (
@@ -17,7 +17,7 @@ from tfxfer.methods.alignment import (
 from tfxfer.methods.distillation import distill
 from tfxfer.methods.importance import ImportanceWeights, domain_classifier_weights, kernel_mean_matching
 from tfxfer.methods.regularization import FeatureMapDistance, SourceAnchor, SpectralShrinkage
-from tfxfer.methods.transferability import TransferReport, logme, transfer_report
+from tfxfer.methods.transferability import TransferReport, h_score, leep, logme, nce, rank_sources, transfer_report
 
 __all__ = [
     "DomainAdversarial",
@@ -32,8 +32,12 @@ __all__ = [
     "coral_loss",
     "distill",
     "domain_classifier_weights",
+    "h_score",
     "kernel_mean_matching",
+    "leep",
     "logme",
     "mmd_loss",
+    "nce",
+    "rank_sources",
     "transfer_report",
 ]
