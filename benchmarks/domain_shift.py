@@ -9,6 +9,10 @@ for the same small CNN trained:
   - with importance weights (domain classifier on the pixels) as sample_weight;
   - with a DANN branch (gradient reversal, ramped coefficient);
   - with a CORAL or an MMD alignment loss between source and target features.
+Then instance transfer with a few labelled target images (`--target-labels`
+per class, the rest of the target half for the test), LogisticRegression on
+the pixels: on the target labels alone, the source alone, both pooled, the
+source importance-weighted plus the target labels, and TrAdaBoost.
 Then few-label fine-tuning: the shipped digits 0-4 source on digits 5-9 from
 `--labels` images per class, fine-tuned with and without L2-SP.
 
@@ -144,16 +148,60 @@ def l2_sp_fine_tuning(per_class, seed, epochs, strength):
     return model.evaluate(images[test], labels[test], verbose=0)[1]
 
 
+def instance_transfer(xs, ys, xt, yt, per_class, seed):
+    """Target accuracy of each instance-transfer row (see the module's doc)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tfxfer.methods import TrAdaBoost, domain_classifier_weights
+
+    rng = np.random.default_rng(seed)
+    labelled = np.concatenate([rng.permutation(np.flatnonzero(yt == c))[:per_class] for c in np.unique(yt)])
+    test = np.setdiff1d(np.arange(len(yt)), labelled)
+    xs, xt = xs.reshape(len(xs), -1) / 16.0, xt.reshape(len(xt), -1) / 16.0
+    xl, yl = xt[labelled], yt[labelled]
+
+    def logistic(x, y, weights=None):
+        model = LogisticRegression(max_iter=2000).fit(x, y, sample_weight=weights)
+        return model.score(xt[test], yt[test])
+
+    importance = domain_classifier_weights(xs, xt).weights
+    return {
+        "target labels only": logistic(xl, yl),
+        "source only": logistic(xs, ys),
+        "source + target": logistic(np.concatenate([xs, xl]), np.concatenate([ys, yl])),
+        "importance weights + target": logistic(
+            np.concatenate([xs, xl]), np.concatenate([ys, yl]), np.concatenate([importance, np.ones(len(yl))])
+        ),
+        "TrAdaBoost": TrAdaBoost(n_estimators=10).fit(xs, ys, xl, yl).score(xt[test], yt[test]),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shift", choices=["noisy", "inverted", "rotated"], default="noisy")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--labels", type=int, default=5, help="labels per class for the L2-SP part")
+    parser.add_argument("--target-labels", type=int, default=5, help="labelled target images per class (TrAdaBoost)")
+    parser.add_argument(
+        "--only", choices=["all", "instances"], default="all", help="instances: the TrAdaBoost rows alone"
+    )
     parser.add_argument("--data", choices=["digits", "cifar10"], default="digits")
     parser.add_argument("--per-domain", type=int, default=3000, help="CIFAR-10 images per domain")
     args = parser.parse_args()
     cache = tempfile.mkdtemp(prefix="tfxfer-shift-")
+    if args.data == "digits" and args.target_labels > 0:
+        domains = [split_domains(args.shift, seed) for seed in range(args.seeds)]
+        rows = [
+            instance_transfer(*source, *target, args.target_labels, seed)
+            for seed, (source, target) in enumerate(domains)
+        ]
+        print(f"digits -> {args.shift} digits, {args.target_labels} labelled target images/class, LogisticRegression")
+        for name in rows[0]:
+            values = [row[name] for row in rows]
+            print(f"  {name:28} {100 * np.mean(values):5.1f} ± {100 * np.std(values):4.1f}")
+        if args.only == "instances":
+            return
 
     from tfxfer.methods import DomainAdversarial, FeatureAlignment, domain_classifier_weights
 

@@ -1,6 +1,6 @@
 """Methods of the transfer-learning literature as Keras 3 building blocks.
 
-`importance` (instance-based: importance weights), `alignment`
+`importance` (instance-based: importance weights), `boosting` (TrAdaBoost), `alignment`
 (feature-based: gradient reversal / DANN, CORAL, MMD), `regularization`
 (model-based: L2-SP, BSS, DELTA's feature-map distance), `distillation` (teacher -> student),
 `transferability` (LogME, H-score, LEEP, NCE, ranking sources, negative-transfer report).
@@ -14,6 +14,7 @@ from tfxfer.methods.alignment import (
     coral_loss,
     mmd_loss,
 )
+from tfxfer.methods.boosting import TrAdaBoost
 from tfxfer.methods.distillation import distill
 from tfxfer.methods.importance import ImportanceWeights, domain_classifier_weights, kernel_mean_matching
 from tfxfer.methods.regularization import FeatureMapDistance, SourceAnchor, SpectralShrinkage
@@ -28,6 +29,7 @@ __all__ = [
     "ImportanceWeights",
     "SourceAnchor",
     "SpectralShrinkage",
+    "TrAdaBoost",
     "TransferReport",
     "coral_loss",
     "distill",
