@@ -9,10 +9,13 @@ head afresh on the labelled and the pseudo-labelled examples, the latter
 down-weighted. Everything runs on the source's cached features, so a round
 costs a head's training, not a pass of the source.
 
-A round is kept only if it keeps or raises the validation accuracy; the
-first round that lowers it ends the training. When pseudo-labels
-do not help (off-distribution unlabelled data, a weak source), the
-supervised head stays, and the log says so.
+A round is kept while its validation accuracy stays within the noise of
+the best so far (`noise_margin`: 1/sqrt(validation examples), about two
+standard errors; on 20 validation posts one or two posts decide nothing);
+the first round below that ends the training, and the last round kept is
+the model's. When pseudo-labels hurt beyond the noise (off-distribution
+unlabelled data, a weak source), the supervised head stays, and the log
+says so.
 """
 
 import dataclasses
@@ -32,7 +35,8 @@ class SelfTrainingResult:
     `history`: one dict per round (`round`, `pseudo_labels`, `precision`:
     the estimated precision of the pseudo-labels, from the same selection
     applied to the labelled validation examples, `val_accuracy`);
-    `best_round`: the round whose head the model keeps (0: supervised);
+    `best_round`: the round whose head the model keeps (0: supervised),
+    the last one within `noise_margin` of the best validation accuracy;
     `pseudo_indices`, `pseudo_labels`: the unlabelled examples that round
     labelled, and their labels.
     """
@@ -149,6 +153,7 @@ def self_train(
     best_pick = (np.zeros(0, int), np.zeros(0, int))
     log(f"self_train round 0 (labelled only): val accuracy {best['val_accuracy']:.4f}")
     num_classes = val_probs.shape[1]
+    best_accuracy, margin = best["val_accuracy"], noise_margin(len(val_y))
     for round_ in range(1, int(rounds) + 1):
         quota = math.ceil(round_ / rounds * pool.shape[0] / num_classes)
         picked = _confident(pool_probs, quota, threshold)
@@ -164,8 +169,9 @@ def self_train(
             f"self_train round {round_}: {len(picked)} pseudo-labels (estimated precision "
             f"{'n/a' if precision is None else f'{precision:.3f}'}), val accuracy {record['val_accuracy']:.4f}"
         )
-        if record["val_accuracy"] < best["val_accuracy"]:
-            break  # this round hurt: later, larger shares will not help either
+        if record["val_accuracy"] < best_accuracy - margin:
+            break  # this round hurt beyond noise: later, larger shares will not help either
+        best_accuracy = max(best_accuracy, record["val_accuracy"])
         best, best_weights, best_pick, best_data = record, head.get_weights(), (picked, labels), round_data
     head.set_weights(best_weights)
     if refit and solver == "auto":
@@ -174,10 +180,18 @@ def self_train(
         model.compile()
     if best["round"] == 0:
         log(
-            "self_train: pseudo-labels did not raise the validation accuracy "
-            f"({best['val_accuracy']:.4f}); keeping the supervised head."
+            "self_train: pseudo-labels lowered the validation accuracy beyond its noise "
+            f"({history[0]['val_accuracy']:.4f} -> {history[-1]['val_accuracy']:.4f}, margin {margin:.3f}); "
+            "keeping the supervised head."
         )
     return SelfTrainingResult(history, best["round"], *best_pick)
+
+
+def noise_margin(count):
+    """How far a validation accuracy on `count` examples may fall below the
+    best before a round counts as harmful: 1/sqrt(count), about two standard
+    errors of an accuracy near 50 %."""
+    return 1.0 / math.sqrt(max(count, 1))
 
 
 def _in_memory(features):
