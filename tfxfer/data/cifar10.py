@@ -56,8 +56,7 @@ def _concat(parts):
 def _from_folder(folder):
     def read(name):
         path = os.path.join(folder, name)
-        if os.path.exists(path):
-            check_regular_file(path)
+        check_regular_file(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"'{folder}' lacks {name}: a complete {FOLDER} folder holds "
@@ -192,8 +191,7 @@ def load_cifar10(path=None):
         if os.path.isdir(os.path.join(path, "train")) or class_folders(path):
             return _from_image_folders(path)
         return _from_folder(path)  # names what a batches folder lacks
-    if os.path.exists(path):
-        check_regular_file(path)
+    check_regular_file(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"No CIFAR-10 data at '{path}'. Pass {ARCHIVE}, the extracted {FOLDER}/ "

@@ -81,9 +81,13 @@ _KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character devic
 
 
 def check_regular_file(path):
-    """Refuses anything but a regular file (links followed) by name, before
-    it is opened: reading a FIFO or a device can block or never end."""
-    mode = os.stat(path).st_mode
+    """Refuses a FIFO, device or socket (links followed) by name, before it
+    is opened: reading one can block or never end. A missing path or a
+    folder passes, for the caller's own message."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _KINDS.items() if test(mode)), "a socket" if stat.S_ISSOCK(mode) else None)
         if kind:

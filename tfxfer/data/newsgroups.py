@@ -79,8 +79,8 @@ def _read(path, splits, data_home, required):
     path = os.path.expanduser(os.fspath(path))
     if os.path.isdir(path):
         return _from_folders(path, splits, required)
-    if os.path.exists(path):
-        check_regular_file(path)
+    check_regular_file(path)
+    if os.path.isfile(path):
         if not is_tar_archive(path):
             raise ValueError(f"'{path}' is not a tar archive: expected 20news-bydate.tar.gz, or its folders.")
         return _from_archive(path, splits, required)

@@ -323,8 +323,7 @@ def _sniff(path):
 def _read(path, format, allow_pickle, limit):
     from gensim.models import KeyedVectors
 
-    if os.path.exists(path):
-        check_regular_file(path)
+    check_regular_file(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No word-vectors file at '{path}'.")
     if os.path.getsize(path) == 0:

@@ -95,7 +95,7 @@ def transfer_weights(source, target, match="name", freeze=False, strict=False, s
     for wanted, found, reason in _pairs(targets, sources, match):
         if found is None:
             skipped.append((wanted.path, reason))
-        elif [tuple(s) for s in wanted.shapes] != [tuple(s) for s in found.shapes]:
+        elif _shapes(wanted) != _shapes(found):
             skipped.append((wanted.path, f"shapes {_shapes(wanted)} here, {_shapes(found)} in the source"))
         else:
             values = found.read()
