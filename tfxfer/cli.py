@@ -218,7 +218,7 @@ def fit_image(source, data, input_size, weights, augment, **options):
     def load(path):
         return datasets.load_image_data(path, image_size=(input_size, input_size), seed=options["seed"])
 
-    loaded = _checked(lambda: load(data))
+    loaded = load(data)
     augment = data != "digits" if augment is None else augment
 
     def build(num_classes, unlabelled):
@@ -270,7 +270,7 @@ def fit_text(source, data, remove, text_encoder, **options):
     def load(path):
         return datasets.load_text_data(path, remove=remove, seed=options["seed"])
 
-    loaded = _checked(lambda: load(data))
+    loaded = load(data)
 
     def build(num_classes, unlabelled):
         # The vocabulary comes from all training text: unlabelled text is cheap.
@@ -279,14 +279,6 @@ def fit_text(source, data, remove, text_encoder, **options):
 
     settings = {"source": source, "data": data, "remove": list(remove), "text_encoder": text_encoder}
     _fit("text", settings, loaded, build, None, load, **options)
-
-
-def _checked(load):
-    """Runs `load`, turning a bad path or file into a one-line CLI error."""
-    try:
-        return load()
-    except (FileNotFoundError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
 
 
 def _fit(
@@ -350,7 +342,7 @@ def _train(kind, run, data, build, train, x_unlabelled, config, quiet):
     strategy = distribute.strategy(config["strategy"])
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        model = _checked(lambda: build(len(data.class_names), x_unlabelled))
+        model = build(len(data.class_names), x_unlabelled)
     unlabelled_count = "" if x_unlabelled is None else f", {len(x_unlabelled)} unlabelled"
     click.echo(
         f"{kind}: {len(data.x_train)} training, {len(data.x_test)} test examples{unlabelled_count}, "
@@ -388,7 +380,7 @@ def _unlabelled(choice, data, load):
         return data.x_unlabelled
     if choice == "none":
         return None
-    return _checked(lambda: load(choice)).x_train
+    return load(choice).x_train
 
 
 @main.command()
@@ -407,14 +399,14 @@ def evaluate(run_dir, data, safe_mode):
     from tfxfer.run_folder import RunFolder
 
     run = RunFolder(run_dir)
-    config = _checked(run.read_config)
-    model = _checked(lambda: recipes.load_run_model(run, safe_mode=safe_mode))
+    config = run.read_config()
+    model = recipes.load_run_model(run, safe_mode=safe_mode)
     name = data or config["data"]
     if config["command"] == "fit image":
         size = config["input_size"]
-        loaded = _checked(lambda: datasets.load_image_data(name, image_size=(size, size), seed=config["seed"]))
+        loaded = datasets.load_image_data(name, image_size=(size, size), seed=config["seed"])
     else:
-        loaded = _checked(lambda: datasets.load_text_data(name, remove=tuple(config["remove"]), seed=config["seed"]))
+        loaded = datasets.load_text_data(name, remove=tuple(config["remove"]), seed=config["seed"])
     if "class_names" in config and list(loaded.class_names) != list(config["class_names"]):
         raise click.ClickException(
             f"{name} has the classes {loaded.class_names}, but the run was trained on {config['class_names']}: "
@@ -448,7 +440,7 @@ def export_command(run_dir, out, safe_mode):
     from tfxfer.exporting import export
     from tfxfer.run_folder import RunFolder
 
-    model = _checked(lambda: recipes.load_run_model(RunFolder(run_dir), safe_mode=safe_mode))
+    model = recipes.load_run_model(RunFolder(run_dir), safe_mode=safe_mode)
     try:
         path = export(model, out)
     except FileExistsError as error:
@@ -492,8 +484,8 @@ def _rank(data, candidates, input_size, examples):
     names = [name for name in (candidates or "").split(",") if name] or [
         preset.name for preset in presets("image") if preset.available_offline and preset.weights != "random"
     ]
-    loaded = _checked(lambda: datasets.load_image_data(data, image_size=(input_size, input_size)))
-    rows = _checked(lambda: recipes.rank_image_sources(names, loaded, input_size, examples))
+    loaded = datasets.load_image_data(data, image_size=(input_size, input_size))
+    rows = recipes.rank_image_sources(names, loaded, input_size, examples)
     click.echo(f"{'source':24} {'LogME':>8} {'H-score':>8} {'LEEP':>8} {'NCE':>8}   (higher is better)")
     for row in rows:
         click.echo(f"{row['source']:24} {row['logme']:8.4f} {row['h_score']:8.3f} {row['leep']:8.4f} {row['nce']:8.4f}")
