@@ -66,6 +66,11 @@ FACTORIES = {
         tfxfer.ImageClassifier.from_preset("mobilenet_v2/random", 3, input_size=32, l2_sp=1e-3),
         RNG.integers(0, 256, (2, 32, 32, 3)).astype("uint8"),
     ),
+    "LabelledAccuracy": None,  # a metric: see tests/test_multi_task.py
+    "MultiTaskClassifier": lambda: (
+        tfxfer.MultiTaskClassifier(tfxfer.ImageBackbone("mobilenet_v2", weights=None, input_size=32), {"a": 3, "b": 2}),
+        RNG.integers(0, 256, (2, 32, 32, 3)).astype("uint8"),
+    ),
     "MaskedPooling1D": lambda: (MaskedPooling1D("max"), RNG.normal(size=(4, 6, 3)).astype("float32")),
     "SublinearTfIdf": lambda: (_adapted_tfidf(), RNG.poisson(0.7, size=(4, 6)).astype("float32") + 1.0),
     "SourceAnchor": _anchor,
@@ -88,7 +93,10 @@ def test_every_registered_class_is_covered():
 
 
 def _dense(outputs):
-    """Outputs as an array; a sparse output (the TF-IDF) densified."""
+    """Outputs as an array; a sparse output (the TF-IDF) densified, a dict
+    of outputs (one per task) concatenated in key order."""
+    if isinstance(outputs, dict):
+        return np.concatenate([_dense(outputs[key]) for key in sorted(outputs)], axis=-1)
     if isinstance(outputs, tf.SparseTensor):
         outputs = tf.sparse.to_dense(outputs)
     return keras.ops.convert_to_numpy(outputs)

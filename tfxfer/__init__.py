@@ -2,7 +2,8 @@
 
 Pretrained sources (TF-Hub modules, Keras Applications, word vectors)
 become Keras 3 layers (`HubFeatures`, `ImageBackbone`, `WordVectors`);
-task models (`ImageClassifier`, `TextClassifier`) put a head on them;
+task models (`ImageClassifier`, `TextClassifier`, `MultiTaskClassifier`)
+put a head, or one per task, on them;
 `fit_head` and `fine_tune` train them, `self_train` with unlabelled data too; `export` writes a SavedModel that
 serves raw inputs. `presets()` lists the named sources. A user's own Keras
 models are reused with `transfer_weights` and `clone_structure`.
@@ -18,7 +19,7 @@ from tfxfer.exporting import export, export_hub_module
 from tfxfer.recipes import evaluate_model
 from tfxfer.sources import HubFeatures, ImageBackbone, WordVectors, text_encoder
 from tfxfer.sources.registry import Preset, get_preset, preset_path, presets
-from tfxfer.tasks import ImageClassifier, TextClassifier
+from tfxfer.tasks import ImageClassifier, MultiTaskClassifier, TextClassifier
 from tfxfer.transfer import clone_structure, fine_tune, fit_head, self_train, transfer_weights
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "HubFeatures",
     "ImageBackbone",
     "ImageClassifier",
+    "MultiTaskClassifier",
     "Preset",
     "TextClassifier",
     "WordVectors",

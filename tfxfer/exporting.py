@@ -153,7 +153,8 @@ def export(model, path, atol=1e-5):
     The `serve` endpoint (also `serving_default`) takes a batch of uint8
     images (of any size when the model resizes itself) or, for a text model,
     a batch of raw strings (the vectorizer runs inside the graph), and
-    returns class probabilities. The export is reloaded and its outputs
+    returns class probabilities (a dict of them, one per task, for a
+    `MultiTaskClassifier`). The export is reloaded and its outputs
     compared with the Keras model (on images of two sizes, or on texts)
     before it appears at `path`.
 
@@ -164,8 +165,8 @@ def export(model, path, atol=1e-5):
 
     spec, samples = _serving_inputs(model)
 
-    def probabilities(inputs):
-        return keras.ops.softmax(model(inputs, training=False))
+    def probabilities(inputs):  # one array, or one per task of a multi-task model
+        return keras.tree.map_structure(keras.ops.softmax, model(inputs, training=False))
 
     def write(folder):
         archive = keras.export.ExportArchive()
@@ -176,7 +177,9 @@ def export(model, path, atol=1e-5):
     def verify(folder):
         reloaded = tf.saved_model.load(folder)
         for inputs in samples:
-            expected = np.asarray(probabilities(inputs))
-            _check_close(expected, reloaded.serve(tf.constant(inputs)).numpy(), folder, atol)
+            expected = keras.tree.flatten(probabilities(inputs))
+            served = keras.tree.flatten(reloaded.serve(tf.constant(inputs)))
+            for want, got in zip(expected, served, strict=True):
+                _check_close(np.asarray(want), np.asarray(got), folder, atol)
 
     return _write_verified(path, write, verify, model.distribute_strategy)

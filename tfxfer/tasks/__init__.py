@@ -1,6 +1,7 @@
 """Task models: a pretrained source plus a head, trained end to end."""
 
 from tfxfer.tasks.image_classifier import ImageClassifier
+from tfxfer.tasks.multi_task import MultiTaskClassifier
 from tfxfer.tasks.text_classifier import TextClassifier
 
-__all__ = ["ImageClassifier", "TextClassifier"]
+__all__ = ["ImageClassifier", "MultiTaskClassifier", "TextClassifier"]

@@ -39,10 +39,10 @@ class Task(MultiWorkerFit, keras.Model):
         return self.source_anchor(features) if l2_sp else features
 
     @staticmethod
-    def _logits_layer(num_classes, head_l2):
+    def _logits_layer(num_classes, head_l2, name="logits"):
         """The float32 output layer, with plain L2 on its kernel when `head_l2`."""
         regularizer = keras.regularizers.L2(head_l2) if head_l2 else None
-        return keras.layers.Dense(num_classes, dtype="float32", kernel_regularizer=regularizer, name="logits")
+        return keras.layers.Dense(num_classes, dtype="float32", kernel_regularizer=regularizer, name=name)
 
     @staticmethod
     def _scaling_layer():

@@ -5,7 +5,8 @@ stage asked to run `epochs="auto"` counts optimizer steps: it runs at least
 `min_steps` (and at least `default_epochs` epochs), and, with validation
 data, stops once the validation loss has not improved for `patience`
 epochs, keeping the best weights. `fit_head`, `fine_tune`, the CLI, the
-recipes and the demo all size their stages here.
+recipes and the demo all size their stages here; a multi-task model's tasks
+are balanced first (`balanced_tasks`).
 
 >>> plan = stage_plan("head", steps_per_epoch=7, epochs="auto")
 >>> plan.epochs, plan.epochs * 7 >= MIN_STEPS
@@ -18,6 +19,7 @@ import dataclasses
 import math
 
 import keras
+import numpy as np
 
 MIN_STEPS = 300  # optimizer steps a stage runs at the least, however small the data
 DEFAULT_EPOCHS = {"head": 10, "warmup": 2, "fine_tune": 5}
@@ -95,3 +97,24 @@ def steps_per_epoch(x, batch_size, steps=None):
             "cannot be laid out; pass steps_per_epoch=... to fine_tune."
         )
     return cardinality
+
+
+def balanced_tasks(model, x, y, fit_kwargs):
+    """`x, y` resampled so that each task has as many labelled rows, for a
+    multi-task model (one with `balance_tasks`) trained on arrays;
+    `fit_kwargs["sample_weight"]` follows. Anything else is returned as is."""
+    balance = getattr(model, "balance_tasks", None)
+    if balance is None or not isinstance(y, dict) or not hasattr(x, "__len__"):
+        return x, y
+    x, y, weights = balance(x if hasattr(x, "shape") else np.asarray(x), y, fit_kwargs.get("sample_weight"))
+    if weights is not None:
+        fit_kwargs["sample_weight"] = weights
+    return x, y
+
+
+def least_steps(model, min_steps=None):
+    """The least optimizer steps of an `"auto"` stage: `min_steps` (default
+    `MIN_STEPS`) per task, so each task of a multi-task model gets the steps
+    it would get alone (on digits, half of them cost 4 points of accuracy
+    on the task with few labels, benchmarks/multi_task.py)."""
+    return (min_steps or MIN_STEPS) * len(getattr(model, "heads", None) or [None])

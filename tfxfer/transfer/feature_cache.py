@@ -19,7 +19,7 @@ import tqdm
 
 from tfxfer.distribute import MultiWorkerFit
 from tfxfer.sources.text_encoding import as_model_inputs
-from tfxfer.transfer.budget import MIN_STEPS, stage_plan
+from tfxfer.transfer.budget import balanced_tasks, least_steps, stage_plan
 from tfxfer.transfer.fine_tuning import kept_compile_arguments, source_outputs
 from tfxfer.transfer.optimizers import warmup_cosine
 
@@ -261,12 +261,13 @@ def fit_head_on_features(
         history = fit_linear_head(head, dense, features, y, weights, *validation_data, seed, refit=refit, c=svm_c)
         _report_one_epoch(fit_kwargs.get("callbacks") or [], head, history)
         return history
+    features, y = balanced_tasks(model, features, y, fit_kwargs)
     plan = stage_plan(
         "head",
         -(-features.shape[0] // batch_size),
         epochs,
         validation=validation_data is not None,
-        min_steps=min_steps or MIN_STEPS,
+        min_steps=least_steps(model, min_steps),
         patience=patience,
     )
     compiled = getattr(model, "compiled", False) and model.optimizer is not None and not fresh_optimizer
@@ -411,7 +412,10 @@ def _log_loss(logits, labels):
 
 
 def head_on_features(model, features):
-    """`model`'s own head layers as a model on `features` (shared weights)."""
+    """`model`'s own head layers as a model on `features` (shared weights);
+    a head that is not a stack of layers builds its own (`head_on_features`)."""
+    if hasattr(model, "head_on_features"):
+        return model.head_on_features(features)
     return HeadOnFeatures([keras.Input(features.shape[1:]), *_head_layers(model, features.ndim)])
 
 

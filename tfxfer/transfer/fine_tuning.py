@@ -25,7 +25,7 @@ from tfxfer.distribute import is_chief
 from tfxfer.run_folder import write_atomically
 from tfxfer.sources.hub import HubFeatures
 from tfxfer.sources.text_encoding import as_model_inputs
-from tfxfer.transfer.budget import MIN_STEPS, stage_plan, steps_per_epoch
+from tfxfer.transfer.budget import balanced_tasks, least_steps, stage_plan, steps_per_epoch
 from tfxfer.transfer.consistency import FixMatchTrainer, fixmatch_dataset
 from tfxfer.transfer.optimizers import OPTIMIZERS, warmup_cosine
 from tfxfer.walk import walk_layers
@@ -340,7 +340,8 @@ def fine_tune(
         patience: epochs without a better `val_loss` before a stage stops
             (best weights kept); `"auto"`: with validation data and `"auto"`
             epochs, 2; None: off.
-        min_steps: the least optimizer steps of an `"auto"` stage (300).
+        min_steps: the least optimizer steps of an `"auto"` stage (300; per
+            task of a `MultiTaskClassifier`, whose tasks are also balanced).
         checkpoint_dir: folder for per-epoch backups; rerunning with the same
             folder resumes an interrupted run without losing a finished epoch.
             With several workers, only the chief writes it and all read it.
@@ -364,6 +365,7 @@ def fine_tune(
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}. Received: optimizer={optimizer!r}")
     if hasattr(model, "check_labels"):
         model.check_labels(y)
+    x, y = balanced_tasks(model, x, y, fit_kwargs)
     learning_rate, source_rate = _resolved_rates(model, learning_rate, source_rate)
     source = model.backbone
     trainer, labelled_x = model, x
@@ -386,7 +388,7 @@ def fine_tune(
             steps,
             stage_epochs,
             validation=validation_data is not None,
-            min_steps=min_steps or MIN_STEPS,
+            min_steps=least_steps(model, min_steps),
             patience=patience,
         )
 
