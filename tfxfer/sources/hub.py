@@ -7,8 +7,10 @@ exactly the variables the module computes with.
 """
 
 import hashlib
+import importlib
 import inspect
 import os
+import re
 
 import keras
 import tensorflow as tf
@@ -65,6 +67,60 @@ def _not_a_saved_model(folder, origin, remote):
     return (
         f"{origin} has no {_SAVED_MODEL_FILE}, so it is no SavedModel (or a partial copy of one). Pass the "
         f"folder that holds {_SAVED_MODEL_FILE} and variables/."
+    )
+
+
+# Packages whose import registers ops that TF-Hub modules use: the
+# tokenizers and normalizers of every BERT `*_preprocess` module.
+OP_PACKAGES = {"tensorflow_text": "tensorflow-text"}
+# Ops of other packages, by their name's start: what to install for them.
+OP_PREFIXES = {
+    "Addons>": "tensorflow-addons",
+    "IO>": "tensorflow-io",
+    "SimpleML": "tensorflow-decision-forests",
+    "Scann": "scann",
+}
+
+
+def register_op_packages():
+    """Imports the installed `OP_PACKAGES`, which registers their ops with
+    TensorFlow; returns the names of those that are not installed."""
+    missing = []
+    for module, package in OP_PACKAGES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    return missing
+
+
+def load_module(folder):
+    """`tf.saved_model.load(folder)` with the op packages registered first,
+    and a clear error naming the op and its package when one is missing."""
+    missing_packages = register_op_packages()
+    try:
+        return tf.saved_model.load(folder)
+    except RuntimeError as error:
+        match = re.search(r"Op type not registered '([^']+)'", str(error))
+        if match is None:
+            raise
+        raise RuntimeError(_missing_op_message(folder, match.group(1), missing_packages)) from None
+
+
+def _missing_op_message(folder, op, missing_packages):
+    package = next((name for prefix, name in OP_PREFIXES.items() if op.startswith(prefix)), None)
+    if package is None and missing_packages:
+        package = missing_packages[0]  # the op library a text module most likely needs
+    start = f"The SavedModel '{folder}' uses the TensorFlow op '{op}', which is not registered"
+    if package is None:
+        return (
+            f"{start} by TensorFlow {tf.__version__} nor by {', '.join(OP_PACKAGES.values())}. Install the "
+            "package that defines it (the module's documentation names it) and import it before loading."
+        )
+    return (
+        f"{start}: it comes from the package {package}, which is not installed. Install the release that "
+        f"matches TensorFlow {tf.__version__} (pip install '{package}=={tf.__version__.rsplit('.', 1)[0]}.*') "
+        "and load again."
     )
 
 
@@ -173,7 +229,7 @@ class HubFeatures(keras.layers.Layer):
         self.signature = signature
         self.output_key = output_key
         self.arguments = dict(arguments or {})
-        self._module = tf.saved_model.load(resolve_handle(self.handle))
+        self._module = load_module(resolve_handle(self.handle))
         self._function, self._signature_input = self._select_function()
         self._accepts_training = self._signature_input is None and _accepts(self._function, "training")
         spec = self._declared_spec()
