@@ -66,6 +66,7 @@ FACTORIES = {
         tfxfer.ImageClassifier.from_preset("mobilenet_v2/random", 3, input_size=32, l2_sp=1e-3),
         RNG.integers(0, 256, (2, 32, 32, 3)).astype("uint8"),
     ),
+    "KerasHubFeatures": None,  # needs a KerasHub preset: see tests/test_kerashub.py
     "LabelledAccuracy": None,  # a metric: see tests/test_multi_task.py
     "MultiTaskClassifier": lambda: (
         tfxfer.MultiTaskClassifier(tfxfer.ImageBackbone("mobilenet_v2", weights=None, input_size=32), {"a": 3, "b": 2}),

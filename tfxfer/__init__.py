@@ -1,7 +1,8 @@
 """tfxfer: transfer learning on Keras 3 / TensorFlow.
 
-Pretrained sources (TF-Hub modules, Keras Applications, word vectors)
-become Keras 3 layers (`HubFeatures`, `ImageBackbone`, `WordVectors`);
+Pretrained sources (TF-Hub modules, KerasHub presets, Keras Applications,
+word vectors) become Keras 3 layers (`HubFeatures`, `KerasHubFeatures`,
+`ImageBackbone`, `WordVectors`);
 task models (`ImageClassifier`, `TextClassifier`, `MultiTaskClassifier`)
 put a head, or one per task, on them;
 `fit_head` and `fine_tune` train them, `self_train` with unlabelled data too; `export` writes a SavedModel that
@@ -17,7 +18,7 @@ Documented subpackages: `tfxfer.data` (datasets, pipelines),
 from tfxfer import data, distribute, methods, plots, transfer
 from tfxfer.exporting import export, export_hub_module
 from tfxfer.recipes import evaluate_model
-from tfxfer.sources import HubFeatures, ImageBackbone, WordVectors, text_encoder
+from tfxfer.sources import HubFeatures, ImageBackbone, KerasHubFeatures, WordVectors, text_encoder
 from tfxfer.sources.registry import Preset, get_preset, preset_path, presets
 from tfxfer.tasks import ImageClassifier, MultiTaskClassifier, TextClassifier
 from tfxfer.transfer import clone_structure, fine_tune, fit_head, self_train, transfer_weights
@@ -28,6 +29,7 @@ __all__ = [
     "HubFeatures",
     "ImageBackbone",
     "ImageClassifier",
+    "KerasHubFeatures",
     "MultiTaskClassifier",
     "Preset",
     "TextClassifier",

@@ -463,6 +463,7 @@ def export_command(run_dir, out, safe_mode):
 @_shown("--examples", 1000, type=click.IntRange(min=20), help="Training images scored, for --rank.")
 def sources(rank_data, candidates, input_size, examples):
     """The preset sources, and which are on this machine; with --rank, how well each suits your data."""
+    from tfxfer.sources.kerashub import preset_rows
     from tfxfer.sources.registry import hub_cache_modules, presets
 
     if rank_data:
@@ -474,6 +475,9 @@ def sources(rank_data, candidates, input_size, examples):
         click.echo(f"{'':24} {'':5}  {preset.location}")
     for name, folder in hub_cache_modules():
         click.echo(f"{'tfhub: ' + name:24} {'':5}  cached: {folder}")
+    for name, kind, description, location in preset_rows():
+        click.echo(f"{'kerashub: ' + name:24} {kind:5}  {description}")
+        click.echo(f"{'':24} {'':5}  {location}")
 
 
 def _rank(data, candidates, input_size, examples):

@@ -1,8 +1,10 @@
-"""Pretrained sources as Keras 3 layers: TF-Hub modules, Keras Applications, word vectors."""
+"""Pretrained sources as Keras 3 layers: TF-Hub modules, KerasHub presets,
+Keras Applications, word vectors."""
 
 from tfxfer.sources.applications import ImageBackbone
 from tfxfer.sources.hub import HubFeatures
+from tfxfer.sources.kerashub import KerasHubFeatures
 from tfxfer.sources.text_encoding import text_encoder
 from tfxfer.sources.word_vectors import WordVectors
 
-__all__ = ["HubFeatures", "ImageBackbone", "WordVectors", "text_encoder"]
+__all__ = ["HubFeatures", "ImageBackbone", "KerasHubFeatures", "WordVectors", "text_encoder"]

@@ -154,7 +154,8 @@ def unknown_source_error(source, kind):
     extra = ", a word2vec/GloVe/fastText file" if kind == "text" else ""
     return ValueError(
         f"Unknown {kind} source {source!r}: pass a preset ({', '.join(names)}; `tfxfer sources` lists them), "
-        f"a TF-Hub handle (https://...), a SavedModel folder{extra}."
+        f"a KerasHub preset (a name, kaggle://..., hf://... or a preset folder), a TF-Hub handle (https://...), "
+        f"a SavedModel folder{extra}."
     )
 
 
@@ -166,6 +167,7 @@ def image_source(source, input_size=None, weights=None, **kwargs):
     """
     from tfxfer.sources.applications import ImageBackbone
     from tfxfer.sources.hub import HubFeatures
+    from tfxfer.sources.kerashub import KerasHubFeatures
 
     source = os.fspath(source)
     preset = get_preset(source, "image")
@@ -178,6 +180,8 @@ def image_source(source, input_size=None, weights=None, **kwargs):
         )
     if preset is not None:
         return HubFeatures(preset.path, **kwargs)
+    if is_kerashub_source(source, "image"):
+        return KerasHubFeatures.from_preset(source, kind="image", image_size=input_size, **kwargs)
     if is_remote_handle(source) or os.path.isdir(os.path.expanduser(source)):
         return HubFeatures(source, **kwargs)
     raise unknown_source_error(source, "image")
@@ -186,13 +190,26 @@ def image_source(source, input_size=None, weights=None, **kwargs):
 VECTOR_SUFFIXES = (".bin", ".txt", ".vec", ".gz", ".bz2", ".model", ".kv")
 
 
+def is_kerashub_source(source, kind):
+    """A KerasHub preset: a handle, a preset folder, or (when not a path) a
+    name KerasHub knows for `kind`."""
+    from tfxfer.sources.kerashub import is_kerashub_handle, is_kerashub_name
+
+    if is_kerashub_handle(source):
+        return True
+    return os.sep not in source and not os.path.exists(source) and is_kerashub_name(source, kind)
+
+
 def text_source(source):
-    """`("vectors", path)` for word vectors, or `("module", handle)` for a
-    TF-Hub text module or SavedModel folder taking strings."""
+    """`("vectors", path)` for word vectors, `("kerashub", handle)` for a
+    KerasHub preset, or `("module", handle)` for a TF-Hub text module or
+    SavedModel folder taking strings."""
     source = os.fspath(source)
     preset = get_preset(source, "text")
     if preset is not None:
         return "vectors", preset.path
+    if is_kerashub_source(source, "text"):
+        return "kerashub", source
     if is_remote_handle(source) or os.path.isdir(os.path.expanduser(source)):
         return "module", source
     if os.path.isfile(os.path.expanduser(source)):

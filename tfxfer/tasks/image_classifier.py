@@ -101,8 +101,10 @@ class ImageClassifier(Task):
     def from_preset(cls, preset, num_classes, dropout=0.2, l2_sp=None, head_l2=None, **source_kwargs):
         """A classifier on a named source, e.g. `"mobilenet_v2/imagenet"`.
 
-        `preset`: a name from `tfxfer.presets("image")`, a TF-Hub handle or
-        a SavedModel folder. `source_kwargs` go to the source: `input_size`
+        `preset`: a name from `tfxfer.presets("image")`, a KerasHub preset
+        (a name, a `kaggle://` or `hf://` handle, a preset folder: its image
+        converter runs inside the model), a TF-Hub handle or a SavedModel
+        folder. `source_kwargs` go to the source: `input_size`
         and `weights` (a local `.h5` file) for Keras Applications presets,
         e.g. `input_size=96`.
         """

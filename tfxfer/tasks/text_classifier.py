@@ -3,6 +3,7 @@
 import keras
 
 from tfxfer.sources.hub import HubFeatures
+from tfxfer.sources.kerashub import KerasHubFeatures
 from tfxfer.sources.registry import text_source
 from tfxfer.sources.text_encoding import as_model_inputs, text_encoder
 from tfxfer.sources.word_vectors import WordVectors
@@ -154,15 +155,21 @@ class TextClassifier(Task):
         Args:
             preset: a name from `tfxfer.presets("text")` (`"wiki_news_w2v"`,
                 alias `"embedded"`), a word-vector file (word2vec, GloVe,
-                fastText), a TF-Hub text module handle or a SavedModel folder
-                taking strings.
+                fastText), a KerasHub preset (a name such as
+                `"bert_tiny_en_uncased"`, a `kaggle://` or `hf://` handle, a
+                preset folder: its tokenizer runs inside the model), a TF-Hub
+                text module handle or a SavedModel folder taking strings.
             texts: the training texts the vocabulary is adapted on (word
                 vectors only; unlabelled texts are welcome).
             encoder_kwargs: `encoder`, `pooling`, `max_tokens`,
                 `sequence_length`, `trainable` for word vectors (see
-                `from_word_vectors`).
+                `from_word_vectors`); a TF-Hub module or KerasHub preset
+                is used as it is (`KerasHubFeatures.from_preset` takes a
+                `sequence_length`).
         """
         kind, where = text_source(preset)
+        if kind == "kerashub":  # its own tokenizer: the word-vector options do not apply
+            return cls(KerasHubFeatures.from_preset(where, kind="text"), num_classes, dropout=dropout)
         if kind == "module":
             return cls(HubFeatures(where, input_dtype="string"), num_classes, dropout=dropout)
         if texts is None:
