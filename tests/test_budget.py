@@ -1,13 +1,15 @@
 """Stages sized to the data: enough optimizer steps on few examples, early
 stopping on many (issue: defaults that win)."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
 
 from tfxfer import HubFeatures, ImageClassifier, TextClassifier, fine_tune, fit_head
 from tfxfer._compat import optimizer_schedule
-from tfxfer.transfer.budget import DEFAULT_EPOCHS, MIN_STEPS, PATIENCE, stage_plan
+from tfxfer.transfer.budget import DEFAULT_EPOCHS, MIN_STEPS, PATIENCE, repeat_small_data, stage_plan
 
 from helpers import IMAGE_SHAPE
 
@@ -56,9 +58,12 @@ def test_fit_head_on_few_examples_runs_the_minimum_steps(hub_module, tmp_path, c
     images, labels = _clustered(20)
     model = ImageClassifier(HubFeatures(str(hub_module)), num_classes=3)
     history = fit_head(model, images, labels, batch_size=32, cache_dir=tmp_path, progress=False, verbose=2)
-    assert len(history.epoch) == MIN_STEPS  # one 20-example batch per epoch
-    assert int(model.optimizer.iterations) == MIN_STEPS
-    assert f"fit_head, head stage: {MIN_STEPS} epochs of 1 steps (at least {MIN_STEPS} steps" in capsys.readouterr().out
+    # One 20-example batch, repeated 20 times an epoch (MIN_EPOCH_STEPS): 400 rows, 13 steps.
+    assert len(history.epoch) == math.ceil(MIN_STEPS / 13) == 24
+    assert MIN_STEPS <= int(model.optimizer.iterations) == 24 * 13 < MIN_STEPS + 13
+    out = capsys.readouterr().out
+    assert f"fit_head, head stage: 24 epochs of 13 steps (at least {MIN_STEPS} steps" in out
+    assert "repeated 20 times an epoch" in out
 
 
 def test_fit_head_on_many_examples_stops_when_validation_stalls(hub_module, tmp_path):
@@ -92,10 +97,20 @@ def test_fine_tune_auto_stages_run_min_steps_on_few_examples(hub_module):
     images, labels = _clustered(16)
     model = ImageClassifier(HubFeatures(str(hub_module), trainable=True), num_classes=3)
     histories = fine_tune(model, images, labels, batch_size=8, min_steps=30, verbose=0)
-    # Two steps per epoch: the warm-up gets max(2 epochs, 30 steps) = 15 epochs,
-    # fine-tuning max(5 epochs, 30 steps) = 15 epochs.
-    assert len(histories["warmup"].epoch) == 15 and len(histories["fine_tune"].epoch) == 15
-    assert int(model.optimizer.iterations) == 30
+    # Two steps over the data, repeated 10 times an epoch: 20-step epochs. The
+    # warm-up gets max(2 passes, 30 steps) = 2 epochs, fine-tuning max(5 passes, 30 steps) = 2.
+    assert len(histories["warmup"].epoch) == 2 and len(histories["fine_tune"].epoch) == 2
+    assert int(model.optimizer.iterations) == 40  # the fine-tuning stage's own optimizer
+
+
+def test_many_passes_are_few_epochs_and_epochs_given_keep_their_meaning(hub_module):
+    images, labels = _clustered(16)
+    model = ImageClassifier(HubFeatures(str(hub_module)), num_classes=3)
+    rows, _, passes = repeat_small_data(images, labels, {}, batch_size=8)
+    assert passes == 10 and len(rows) == 160
+    np.testing.assert_array_equal(rows[16:32], images)
+    history = fit_head(model, images, labels, epochs=3, batch_size=8, progress=False, verbose=0)
+    assert len(history.epoch) == 3 and int(model.optimizer.iterations) == 6  # 3 passes as asked
 
 
 def test_auto_rates_come_from_the_model(hub_module):

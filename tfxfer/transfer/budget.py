@@ -22,6 +22,10 @@ import keras
 import numpy as np
 
 MIN_STEPS = 300  # optimizer steps a stage runs at the least, however small the data
+# An "auto" epoch has at least this many steps: few examples are repeated
+# within an epoch, so the work done once an epoch (validation, backups) stays
+# a small share; 300 one-step epochs spent 90 % of their time on it.
+MIN_EPOCH_STEPS = 20
 DEFAULT_EPOCHS = {"head": 10, "warmup": 2, "fine_tune": 5}
 PATIENCE = {"head": 5, "warmup": 2, "fine_tune": 2}
 
@@ -40,7 +44,7 @@ class StagePlan:
         return f"{self.stage} stage: {self.epochs} epochs of {self.steps_per_epoch} steps ({self.reason})"
 
 
-def stage_plan(stage, steps_per_epoch, epochs="auto", validation=False, min_steps=MIN_STEPS, patience="auto"):
+def stage_plan(stage, steps_per_epoch, epochs="auto", validation=False, min_steps=MIN_STEPS, patience="auto", passes=1):
     """The epochs and callbacks of one stage.
 
     Args:
@@ -52,19 +56,23 @@ def stage_plan(stage, steps_per_epoch, epochs="auto", validation=False, min_step
         min_steps: the least number of optimizer steps for `"auto"`.
         patience: epochs without a better validation loss before stopping;
             `"auto"` per stage, None for no early stopping.
+        passes: passes over the data in one epoch (`repeat_small_data`); the
+            default epochs count passes.
     """
     steps_per_epoch = max(int(steps_per_epoch), 1)
     if patience == "auto":
         patience = PATIENCE[stage] if validation and epochs == "auto" else None
     needed = math.ceil(min_steps / steps_per_epoch)
     if epochs == "auto":
-        default = DEFAULT_EPOCHS[stage]
+        default = math.ceil(DEFAULT_EPOCHS[stage] / passes)
         epochs = max(default, needed)
         reason = (
             f"at least {min_steps} steps for {steps_per_epoch}-step epochs"
             if needed > default
-            else f"default {default} epochs, over {min_steps} steps"
+            else f"default {DEFAULT_EPOCHS[stage]} epochs, over {min_steps} steps"
         )
+        if passes > 1:
+            reason += f"; the few examples repeated {passes} times an epoch"
     else:
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be 'auto' or a non-negative integer. Received: epochs={epochs!r}")
@@ -118,3 +126,23 @@ def least_steps(model, min_steps=None):
     it would get alone (on digits, half of them cost 4 points of accuracy
     on the task with few labels, benchmarks/multi_task.py)."""
     return (min_steps or MIN_STEPS) * len(getattr(model, "heads", None) or [None])
+
+
+def repeat_small_data(x, y, fit_kwargs, batch_size):
+    """Arrays with fewer than `MIN_EPOCH_STEPS` batches, repeated so that
+    one epoch has about that many; `fit_kwargs["sample_weight"]` follows.
+    Returns `(x, y, passes)`: `passes` copies in an epoch (1: unchanged).
+    Datasets and streams are returned as they are."""
+    if y is None or not (hasattr(x, "shape") or hasattr(x, "__len__")) or hasattr(x, "cardinality"):
+        return x, y, 1
+    count = x.shape[0] if hasattr(x, "shape") else len(x)  # a sparse matrix has no len()
+    steps = -(-count // (batch_size or 32))
+    if not steps or steps >= MIN_EPOCH_STEPS:
+        return x, y, 1
+    passes = math.ceil(MIN_EPOCH_STEPS / steps)
+    rows = np.tile(np.arange(count), passes)
+    x = (x if hasattr(x, "shape") else np.asarray(x))[rows]
+    y = {name: np.asarray(v)[rows] for name, v in y.items()} if isinstance(y, dict) else np.asarray(y)[rows]
+    if fit_kwargs.get("sample_weight") is not None:
+        fit_kwargs["sample_weight"] = np.asarray(fit_kwargs["sample_weight"])[rows]
+    return x, y, passes

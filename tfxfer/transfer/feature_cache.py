@@ -19,7 +19,7 @@ import tqdm
 
 from tfxfer.distribute import MultiWorkerFit
 from tfxfer.sources.text_encoding import as_model_inputs
-from tfxfer.transfer.budget import balanced_tasks, least_steps, stage_plan
+from tfxfer.transfer.budget import balanced_tasks, least_steps, repeat_small_data, stage_plan
 from tfxfer.transfer.fine_tuning import kept_compile_arguments, source_outputs
 from tfxfer.transfer.optimizers import warmup_cosine
 
@@ -262,6 +262,9 @@ def fit_head_on_features(
         _report_one_epoch(fit_kwargs.get("callbacks") or [], head, history)
         return history
     features, y = balanced_tasks(model, features, y, fit_kwargs)
+    passes = 1
+    if epochs == "auto":
+        features, y, passes = repeat_small_data(features, y, fit_kwargs, batch_size)
     plan = stage_plan(
         "head",
         -(-features.shape[0] // batch_size),
@@ -269,6 +272,7 @@ def fit_head_on_features(
         validation=validation_data is not None,
         min_steps=least_steps(model, min_steps),
         patience=patience,
+        passes=passes,
     )
     compiled = getattr(model, "compiled", False) and model.optimizer is not None and not fresh_optimizer
     kept = kept_compile_arguments(model)

@@ -25,7 +25,7 @@ from tfxfer.distribute import is_chief
 from tfxfer.run_folder import write_atomically
 from tfxfer.sources.hub import HubFeatures
 from tfxfer.sources.text_encoding import as_model_inputs
-from tfxfer.transfer.budget import balanced_tasks, least_steps, stage_plan, steps_per_epoch
+from tfxfer.transfer.budget import balanced_tasks, least_steps, repeat_small_data, stage_plan, steps_per_epoch
 from tfxfer.transfer.consistency import FixMatchTrainer, fixmatch_dataset
 from tfxfer.transfer.optimizers import OPTIMIZERS, warmup_cosine
 from tfxfer.walk import walk_layers
@@ -366,6 +366,9 @@ def fine_tune(
     if hasattr(model, "check_labels"):
         model.check_labels(y)
     x, y = balanced_tasks(model, x, y, fit_kwargs)
+    passes = 1
+    if epochs == "auto" and warmup_epochs in ("auto", 0) and unlabelled is None:
+        x, y, passes = repeat_small_data(x, y, fit_kwargs, batch_size)
     learning_rate, source_rate = _resolved_rates(model, learning_rate, source_rate)
     source = model.backbone
     trainer, labelled_x = model, x
@@ -390,6 +393,7 @@ def fine_tune(
             validation=validation_data is not None,
             min_steps=least_steps(model, min_steps),
             patience=patience,
+            passes=passes,
         )
 
     def run(stage, stage_plan_, multipliers):
