@@ -151,6 +151,21 @@ class KerasHubFeatures(keras.layers.Layer):
 
     Build one with `KerasHubFeatures.from_preset(handle)`; the task models'
     `from_preset` accept KerasHub handles and folders too.
+
+    Example (a tiny random BERT; a real one comes by name or handle):
+
+    >>> import keras_hub, numpy as np, tfxfer
+    >>> words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "orbit", "faith"]
+    >>> source = tfxfer.KerasHubFeatures(
+    ...     keras_hub.models.BertBackbone(vocabulary_size=7, num_layers=1, num_heads=1, hidden_dim=8,
+    ...                                   intermediate_dim=16, max_sequence_length=8),
+    ...     keras_hub.models.BertTextClassifierPreprocessor(keras_hub.models.BertTokenizer(vocabulary=words),
+    ...                                                     sequence_length=8))
+    >>> list(source.block_groups)
+    ['embeddings', 'transformer_layer_0', 'pooler']
+    >>> model = tfxfer.TextClassifier(source, num_classes=2)
+    >>> model.predict(np.array(["orbit", "faith"], dtype=object), verbose=0).shape
+    (2, 2)
     """
 
     def __init__(self, backbone, preprocessing, trainable=False, **kwargs):
