@@ -19,6 +19,7 @@ import tfxfer
 from tfxfer.cli import main
 from tfxfer.data import load_mini_newsgroup
 from tfxfer.sources.kerashub import KerasHubFeatures, kaggle_cache_folder, known_presets
+from tfxfer.transfer.fine_tuning import group_rate_multipliers
 
 SEQUENCE_LENGTH = 32
 
@@ -102,6 +103,11 @@ def test_a_text_preset_trains_by_groups_and_serves_raw_strings(text_preset, post
     assert not any(_moved(start, source).values())  # the frozen source: the head alone trained
 
     tfxfer.fine_tune(model, texts[:64], labels[:64], epochs=2, warmup_epochs=0, unfreeze=2, verbose=0)
+    # Per-group rates of the unfrozen groups: the top at source_rate, the one below group_decay times that.
+    rates = group_rate_multipliers(source, ["transformer_layer_1", "pooler"], 0.1, 0.5)
+    assert {round(rate, 6) for path, rate in rates.items() if "pooled_dense" in path} == {0.1}
+    assert {round(rate, 6) for path, rate in rates.items() if "transformer_layer_1" in path} == {0.05}
+    assert not any("transformer_layer_0" in path for path in rates)
     moved = _moved(start, source)
     assert moved == {"embeddings": False, "transformer_layer_0": False, "transformer_layer_1": True, "pooler": True}
 
