@@ -11,6 +11,7 @@ _CACHES = os.environ.get("TFXFER_TEST_CACHES") or tempfile.mkdtemp(prefix="tfxfe
 os.environ["TFXFER_TEST_CACHES"] = _CACHES
 os.environ["KERAS_HOME"] = os.path.join(_CACHES, "keras")
 os.environ["TFHUB_CACHE_DIR"] = os.path.join(_CACHES, "tfhub")
+os.environ["KAGGLEHUB_CACHE"] = os.path.join(_CACHES, "kagglehub")  # KerasHub presets
 os.environ["TFXFER_CACHE"] = os.path.join(_CACHES, "tfxfer")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

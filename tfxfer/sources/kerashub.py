@@ -67,9 +67,10 @@ def kaggle_cache_folder(handle):
     handle (`KAGGLEHUB_CACHE` honoured), or None for another kind of handle."""
     if not handle.startswith("kaggle://"):
         return None
+    from kagglehub.config import get_cache_folder  # KerasHub's own downloader
+
     parts = handle[len("kaggle://") :].strip("/").split("/")
-    cache = os.environ.get("KAGGLEHUB_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "kagglehub"))
-    return os.path.join(cache, "models", *parts)
+    return os.path.join(get_cache_folder(), "models", *parts)
 
 
 def local_preset(preset, kind):
