@@ -188,3 +188,10 @@ def test_the_cli_fits_text_on_a_preset_folder_with_defaults(text_preset, tmp_pat
     served = tf.saved_model.load(str(run / "export"))
     expected = keras.ops.softmax(loaded(tf.constant(texts), training=False))
     np.testing.assert_allclose(served.serve(tf.constant(texts)).numpy(), np.asarray(expected), atol=1e-5)
+
+
+def test_a_multi_task_model_reads_the_string_input_from_a_kerashub_source(text_preset, posts):
+    model = tfxfer.MultiTaskClassifier(KerasHubFeatures.from_preset(str(text_preset)), {"topic": 2, "length": 3})
+    outputs = model.predict(posts[0][:4], verbose=0)
+    assert model.inputs[0].dtype == "string"
+    assert {task: values.shape for task, values in outputs.items()} == {"topic": (4, 2), "length": (4, 3)}

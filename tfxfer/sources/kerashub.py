@@ -10,6 +10,7 @@ feature map, `pooled_output`, or the first token's vector).
 """
 
 import collections
+import functools
 import os
 import re
 
@@ -34,6 +35,7 @@ def is_kerashub_handle(handle):
     return handle.startswith(HANDLE_SCHEMES) or is_preset_folder(handle)
 
 
+@functools.cache
 def known_presets(kind):
     """`{name: (description, kaggle handle)}` of the presets KerasHub knows
     for image or text classification."""

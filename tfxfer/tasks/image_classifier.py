@@ -4,15 +4,7 @@ import keras
 import numpy as np
 
 from tfxfer.sources.registry import image_source
-from tfxfer.tasks.task import Task
-
-
-def _source_input_shape(source):
-    """The input shape (without batch) of a source layer or model, if it says."""
-    shape = getattr(source, "module_input_shape", None)  # HubFeatures
-    if shape is None and isinstance(source, keras.Model):
-        shape = tuple(source.inputs[0].shape[1:])
-    return shape
+from tfxfer.tasks.task import Task, source_input_spec
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -47,7 +39,7 @@ class ImageClassifier(Task):
     def __init__(self, backbone, num_classes, dropout=0.2, input_shape=None, l2_sp=None, head_l2=None, **kwargs):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
-        input_shape = tuple(input_shape or _source_input_shape(backbone) or ())
+        input_shape = tuple(input_shape or (source_input_spec(backbone) or ((),))[0])
         if not input_shape:
             raise ValueError("The source does not declare its input shape; pass input_shape=(height, width, channels).")
 

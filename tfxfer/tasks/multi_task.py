@@ -5,7 +5,7 @@ import numpy as np
 
 from tfxfer.distribute import MultiWorkerFit
 from tfxfer.sources.text_encoding import as_model_inputs
-from tfxfer.tasks.task import Task
+from tfxfer.tasks.task import Task, source_input_spec
 
 MISSING = -1  # the label of an example that a task has no label for
 
@@ -74,12 +74,10 @@ def _source_input(source, input_shape, input_dtype):
     """The input shape and dtype of the task: given, or read from the source."""
     if input_shape is not None:
         return tuple(input_shape), input_dtype or "float32"
-    if isinstance(source, keras.Model) and source.inputs:
-        return tuple(source.inputs[0].shape[1:]), input_dtype or source.inputs[0].dtype
-    shape = getattr(source, "module_input_shape", None)  # HubFeatures
-    if shape is None:
+    spec = source_input_spec(source)
+    if spec is None:
         raise ValueError("The source does not declare its input shape; pass input_shape=... (and input_dtype=...).")
-    return tuple(shape), input_dtype or source.module_dtype.name
+    return spec[0], input_dtype or spec[1]
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")

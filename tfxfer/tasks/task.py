@@ -12,6 +12,18 @@ from tfxfer.distribute import MultiWorkerFit
 from tfxfer.methods.regularization import SourceAnchor
 
 
+def source_input_spec(source):
+    """`(shape, dtype)` of a source's input without the batch axis: declared
+    by a module layer (`HubFeatures`, `KerasHubFeatures`) or read from a
+    Keras model's input; None when the source does not say."""
+    shape = getattr(source, "module_input_shape", None)
+    if shape is not None:
+        return tuple(shape), keras.backend.standardize_dtype(source.module_dtype)
+    if isinstance(source, keras.Model) and source.inputs:
+        return tuple(source.inputs[0].shape[1:]), source.inputs[0].dtype
+    return None
+
+
 def _through_prepare_inputs(method):
     """`keras.Model.<method>` (its signature and docs) with the inputs passed
     through `Task.prepare_inputs` and the labels checked."""
