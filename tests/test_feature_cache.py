@@ -231,7 +231,7 @@ def test_solved_head_chooses_c_on_validation_scaled_to_the_features():
     """C is picked on validation from a grid divided by the mean squared
     norm of the inputs: features 10x larger get a C 100x smaller and the
     same predictions; where every C is as accurate, the grid's middle wins."""
-    from tfxfer.transfer.feature_cache import C_FACTORS, fit_linear_head
+    from tfxfer.transfer.solved_head import C_FACTORS, fit_linear_head
 
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(3, 64))
@@ -256,3 +256,33 @@ def test_solved_head_chooses_c_on_validation_scaled_to_the_features():
     )
     assert history.history["C"][0] == pytest.approx(C_FACTORS[0] / 25)
     assert history.history["val_accuracy"] == [1.0]
+
+
+def test_a_tiny_validation_split_is_replaced_by_cross_validation():
+    """One validation example per class cannot choose C or a temperature
+    (the chosen temperature once gave a test loss of 19): they are chosen on
+    out-of-fold predictions over the training and validation examples
+    together, and the head is solved on both."""
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import LinearSVC
+
+    from tfxfer.transfer.solved_head import MOST_FOLDS, fit_linear_head
+
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(3, 16))
+    labels = np.arange(33) % 3
+    features = (centers[labels] + 1.2 * rng.normal(size=(33, 16))).astype("float32")
+    dense = keras.layers.Dense(3)
+    head = keras.Sequential([keras.Input((16,)), dense])
+    history = fit_linear_head(head, dense, features[:30], labels[:30], None, features[30:], labels[30:], seed=0)
+    c = history.history["C"][0]
+    assert history.history["cross_validated"] == [MOST_FOLDS]
+    folds = StratifiedKFold(MOST_FOLDS, shuffle=True, random_state=0).split(features, labels)
+    right = sum(
+        np.sum(LinearSVC(C=c).fit(features[fit], labels[fit]).predict(features[judged]) == labels[judged])
+        for fit, judged in folds
+    )
+    assert history.history["val_accuracy"][0] == pytest.approx(right / 33)  # all 33 judged, not the 3
+    everything = LinearSVC(C=c).fit(features, labels).predict(features)
+    np.testing.assert_array_equal(head.predict(features, verbose=0).argmax(1), everything)
+    assert history.history["val_loss"][0] < 1.0  # a temperature fitted on 33 examples, not 3

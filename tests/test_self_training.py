@@ -102,3 +102,16 @@ def test_few_labels_per_class_still_split_for_validation():
     assert len(data.x_unlabelled) + len(data.x_train) == len(tfxfer.data.load_image_data("digits").x_train)
     with pytest.raises(ValueError, match="at least 2 per class"):
         tfxfer.data.load_image_data("digits").limited(1).held_out(0.1)
+
+
+def test_with_one_validation_post_per_class_rounds_are_judged_by_cross_validation(task, tmp_path, capsys):
+    labelled, _, test, mixed, _, texts = task
+    validation = labelled[0][:2], labelled[1][:2]  # core words, one post per class
+    model = _model(texts)
+    result = tfxfer.self_train(model, *labelled, mixed, validation, rounds=2, cache_dir=tmp_path, progress=False)
+    assert "cross-validation over the 10 labelled examples" in capsys.readouterr().out
+    accuracies = [record["val_accuracy"] for record in result.history]
+    assert all(abs(10 * a - round(10 * a)) < 1e-6 for a in accuracies)  # judged on 10 posts, not on 2
+    assert result.best_round >= 1 and _accuracy(model, test) >= 0.9  # the pseudo-labels taught the other words
+    truth = np.array([0 if any(w in text.split() for w in CORE[0]) else 1 for text in mixed[result.pseudo_indices]])
+    assert np.mean(result.pseudo_labels == truth) >= 0.9

@@ -22,6 +22,7 @@ from tfxfer.sources.text_encoding import as_model_inputs
 from tfxfer.transfer.budget import balanced_tasks, least_steps, repeat_small_data, stage_plan
 from tfxfer.transfer.fine_tuning import kept_compile_arguments, source_outputs
 from tfxfer.transfer.optimizers import warmup_cosine
+from tfxfer.transfer.solved_head import fit_linear_head, linear_head
 
 SOLVERS = ("adam", "auto")
 
@@ -54,7 +55,6 @@ def cache_key(source, inputs):
     return digest.hexdigest()[:32]
 
 
-C_FACTORS = (1, 0.3, 3, 0.1, 10)  # a solved head's C, times 1 / mean |x|^2; ties go to the first
 SPARSE_WIDTH = 65536  # wider features (TF-IDF of every 1-2 gram) are mostly zeros: stored sparse
 
 
@@ -299,106 +299,6 @@ def fit_head_on_features(
     )
 
 
-def linear_head(model):
-    """The head's one dense layer when the head is linear (feature scaling
-    and dropout aside) and no compiled loss says otherwise; else None."""
-    import keras
-
-    passive = keras.layers.Dropout | keras.layers.Normalization | keras.layers.GlobalAveragePooling2D
-    layers = [layer for layer in model.head_layers if not isinstance(layer, passive)]
-    dense = layers[0] if len(layers) == 1 and isinstance(layers[0], keras.layers.Dense) else None
-    if dense is None or dense.activation not in (keras.activations.linear, None) or dense.kernel_regularizer:
-        return None
-    custom_loss = getattr(model, "compiled", False) and not isinstance(
-        model.loss, keras.losses.SparseCategoricalCrossentropy
-    )
-    return None if custom_loss else dense
-
-
-def fit_linear_head(
-    head,
-    dense,
-    features,
-    labels,
-    weights,
-    val_features,
-    val_y,
-    seed,
-    temperatures=(1, 3, 10, 30, 100),
-    refit=False,
-    c="auto",
-):
-    """Sets `dense` to a linear SVM (scikit-learn's `LinearSVC`, one class
-    against the rest) of `labels` on the head's input (the features after
-    its scaling), its scores scaled into logits by the temperature with the
-    best validation log-loss. Returns a one-epoch `History` of the training
-    and validation loss and accuracy and the SVM's `C` (before the refit:
-    with `refit`, the SVM is then fitted again on the training and the
-    validation examples, as scikit-learn's `*CV` estimators refit on all the
-    data once their setting is chosen).
-
-    `c="auto"` takes the C of best validation accuracy among `C_FACTORS`
-    divided by the mean squared norm of the inputs: the hinge loss sums over
-    examples while the penalty grows with the squared norm of the weights,
-    so the C that balances them scales as 1 / |x|^2 (C=1 on the unit rows of
-    TF-IDF, about 1e-3 on 1,280 standardized CNN features)."""
-    from sklearn.svm import LinearSVC
-
-    before_dense = head.layers[: head.layers.index(dense)]
-    before_dense = [layer for layer in before_dense if not isinstance(layer, keras.layers.Dropout)]
-    if before_dense:  # the head's feature scaling
-        before_dense = keras.Sequential([keras.Input(features.shape[1:]), *before_dense])
-        inputs = before_dense.predict(features, batch_size=512, verbose=0)
-        val_inputs = before_dense.predict(val_features, batch_size=512, verbose=0)
-    else:  # dropout is the identity here: the features as they are, sparse ones sparse
-        inputs, val_inputs = features, val_features
-    labels, val_y = np.asarray(labels), np.asarray(val_y)
-
-    def fit(inputs, labels, weights, c):
-        svm = LinearSVC(C=c, dual="auto", random_state=seed).fit(inputs, labels, sample_weight=weights)
-        return _svm_as_dense(svm, inputs.shape[1], dense.units)
-
-    if c == "auto":
-        squared_norm = inputs.multiply(inputs).sum(1).mean() if scipy.sparse.issparse(inputs) else None
-        squared_norm = float(squared_norm if squared_norm is not None else np.mean(np.sum(inputs**2, axis=1)))
-        candidates = [factor / max(squared_norm, 1e-12) for factor in C_FACTORS]
-        fits = {candidate: fit(inputs, labels, weights, candidate) for candidate in candidates}
-        # the most accurate on validation; of equals, the grid's middle (ordered first)
-        c = max(candidates, key=lambda k: np.mean((val_inputs @ fits[k][0] + fits[k][1]).argmax(1) == val_y))
-        kernel, bias = fits[c]
-    else:
-        kernel, bias = fit(inputs, labels, weights, c)
-    val_scores = val_inputs @ kernel + bias
-    scale = min(temperatures, key=lambda t: _log_loss(t * val_scores, val_y))
-    history = keras.callbacks.History()
-    train_logits, val_logits = scale * (inputs @ kernel + bias), scale * val_scores
-    history.history = {
-        "loss": [_log_loss(train_logits, labels)],
-        "accuracy": [float(np.mean(train_logits.argmax(1) == labels))],
-        "val_loss": [_log_loss(val_logits, val_y)],
-        "val_accuracy": [float(np.mean(val_logits.argmax(1) == val_y))],
-        "C": [float(c)],
-    }
-    history.set_model(head)
-    if refit:
-        stack = scipy.sparse.vstack if scipy.sparse.issparse(inputs) else np.concatenate
-        all_weights = None if weights is None else np.concatenate([weights, np.ones(len(val_y))])
-        kernel, bias = fit(stack([inputs, val_inputs]), np.concatenate([labels, val_y]), all_weights, c)
-    dense.set_weights([scale * kernel, scale * bias])
-    return history
-
-
-def _svm_as_dense(svm, num_features, units):
-    """A fitted `LinearSVC` as a dense layer's `(kernel, bias)`."""
-    coef, intercept = svm.coef_, svm.intercept_
-    if len(svm.classes_) == 2:  # one row for two classes: class 1's score, class 0's its negative
-        coef, intercept = np.stack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
-    kernel = np.zeros((num_features, units), "float32")
-    bias = np.full(units, -30.0, "float32")  # a class never seen is not predicted
-    kernel[:, svm.classes_], bias[svm.classes_] = coef.T, intercept
-    return kernel, bias
-
-
 def _report_one_epoch(callbacks, head, history):
     """Tells `callbacks` (TensorBoard, loggers) of a solved head as of one epoch."""
     callbacks = keras.callbacks.CallbackList(callbacks, model=head)
@@ -407,12 +307,6 @@ def _report_one_epoch(callbacks, head, history):
     callbacks.on_epoch_begin(0)
     callbacks.on_epoch_end(0, logs)
     callbacks.on_train_end(logs)
-
-
-def _log_loss(logits, labels):
-    logits = logits - logits.max(axis=1, keepdims=True)
-    log_probabilities = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return float(-np.mean(log_probabilities[np.arange(len(labels)), labels]))
 
 
 def head_on_features(model, features):

@@ -26,6 +26,18 @@ import scipy.sparse
 
 from tfxfer.data.datasets import stratified_split
 from tfxfer.transfer.feature_cache import fit_head_on_features, head_on_features, source_features
+from tfxfer.transfer.solved_head import (
+    accuracy,
+    best_temperature,
+    cross_validated_c,
+    fold_scores,
+    head_inputs,
+    is_small,
+    linear_head,
+    solve,
+    stack_rows,
+    stratified_folds,
+)
 
 
 @dataclasses.dataclass
@@ -146,6 +158,49 @@ def self_train(
         return _probabilities(head, pool, batch_size), _probabilities(head, val_features, batch_size)
 
     log = print if verbose else (lambda *args: None)
+    dense = linear_head(model) if solver == "auto" else None
+    folds = None
+    if dense is not None and is_small(val_y, dense.units):
+        folds = stratified_folds(np.concatenate([y, val_y]), seed)
+    if folds:
+        log(
+            f"self_train: {len(val_y)} validation examples are too few to judge a round; each is judged by "
+            f"{len(folds)}-fold cross-validation over the {len(y) + len(val_y)} labelled examples"
+        )
+        labelled, labels = stack_rows(features, val_features), np.concatenate([y, val_y])
+        history, best_round, best_pick = _self_train_by_folds(
+            head, dense, labelled, labels, pool, folds, rounds, threshold, pseudo_label_weight, seed, log
+        )
+    else:
+        history, best_round, best_pick = _self_train_on_validation(
+            head,
+            train,
+            features,
+            y,
+            pool,
+            val_y,
+            rounds,
+            threshold,
+            pseudo_label_weight,
+            refit and solver == "auto",
+            log,
+        )
+    if not getattr(model, "compiled", False):
+        model.compile()
+    if best_round == 0:
+        margin = noise_margin(len(y) + len(val_y) if folds else len(val_y))
+        log(
+            "self_train: pseudo-labels lowered the validation accuracy beyond its noise "
+            f"({history[0]['val_accuracy']:.4f} -> {history[-1]['val_accuracy']:.4f}, margin {margin:.3f}); "
+            "keeping the supervised head."
+        )
+    return SelfTrainingResult(history, best_round, *best_pick)
+
+
+def _self_train_on_validation(head, train, features, y, pool, val_y, rounds, threshold, weight, refit, log):
+    """The rounds, each judged on the validation split: `train(features,
+    labels, weights)` trains `head` afresh and returns its probabilities of
+    the pool and of the validation examples."""
     pool_probs, val_probs = train(features, y, np.ones(len(y), "float32"))
     best = _round_record(0, 0, None, val_probs, val_y)
     history, best_weights = [best], head.get_weights()
@@ -160,8 +215,8 @@ def self_train(
         val_picked = _confident(val_probs, math.ceil(round_ / rounds * len(val_y) / num_classes), threshold)
         precision = float(np.mean(val_probs[val_picked].argmax(1) == val_y[val_picked])) if len(val_picked) else None
         labels = pool_probs[picked].argmax(1)
-        weights = np.concatenate([np.ones(len(y)), np.full(len(picked), pseudo_label_weight)]).astype("float32")
-        round_data = (_stack_rows(features, pool[picked]), np.concatenate([y, labels]), weights)
+        weights = np.concatenate([np.ones(len(y)), np.full(len(picked), weight)]).astype("float32")
+        round_data = (stack_rows(features, pool[picked]), np.concatenate([y, labels]), weights)
         pool_probs, val_probs = train(*round_data)
         record = _round_record(round_, len(picked), precision, val_probs, val_y)
         history.append(record)
@@ -174,17 +229,61 @@ def self_train(
         best_accuracy = max(best_accuracy, record["val_accuracy"])
         best, best_weights, best_pick, best_data = record, head.get_weights(), (picked, labels), round_data
     head.set_weights(best_weights)
-    if refit and solver == "auto":
+    if refit:
         train(*best_data, refit=True)  # the validation examples join the chosen round's
-    if not getattr(model, "compiled", False):
-        model.compile()
-    if best["round"] == 0:
+    return history, best["round"], best_pick
+
+
+def _self_train_by_folds(head, dense, labelled, labels, pool, folds, rounds, threshold, weight, seed, log):
+    """The rounds of a solved linear head, each judged by cross-validation:
+    one self-training chain per fold, on the other folds' labelled examples
+    and the pseudo-labels that chain's own head picks, predicts the fold; a
+    round's accuracy is that of all those out-of-fold predictions. A last
+    chain on every labelled example gives the model its head."""
+    inputs, pool_inputs = head_inputs(head, dense, labelled, pool)
+    units, count = dense.units, len(labels)
+    c = cross_validated_c(inputs, labels, None, seed, units, folds)
+    chains = [train for train, _ in folds] + [np.arange(count)]
+
+    def solve_chain(train, picked, pseudo_labels):
+        rows = stack_rows(inputs[train], pool_inputs[picked])
+        weights = np.concatenate([np.ones(len(train)), np.full(len(picked), weight)]).astype("float32")
+        return solve(rows, np.concatenate([labels[train], pseudo_labels]), weights, c, seed, units)
+
+    nothing = np.zeros(0, int)
+    solved = [solve_chain(train, nothing, nothing) for train in chains]
+    scores = fold_scores(inputs, folds, solved)
+    scale = best_temperature(scores, labels)  # confidences for the picks, kept for every round
+    history = [_round_record(0, 0, None, scores, labels)]
+    best = (history[0], solved[-1], scores, (nothing, nothing))
+    log(f"self_train round 0 (labelled only): cross-validated accuracy {history[0]['val_accuracy']:.4f}")
+    best_accuracy, margin = history[0]["val_accuracy"], noise_margin(count)
+    for round_ in range(1, int(rounds) + 1):
+        quota = math.ceil(round_ / rounds * pool.shape[0] / units)
+        judged = _confident(_softmax(scale * scores), math.ceil(round_ / rounds * count / units), threshold)
+        precision = float(np.mean(scores[judged].argmax(1) == labels[judged])) if len(judged) else None
+        picks = []
+        for kernel, bias in solved:
+            probabilities = _softmax(scale * (pool_inputs @ kernel + bias))
+            picked = _confident(probabilities, quota, threshold)
+            picks.append((picked, probabilities[picked].argmax(1)))
+        solved = [solve_chain(train, *pick) for train, pick in zip(chains, picks)]
+        scores = fold_scores(inputs, folds, solved)
+        record = _round_record(round_, len(picks[-1][0]), precision, scores, labels)
+        history.append(record)
         log(
-            "self_train: pseudo-labels lowered the validation accuracy beyond its noise "
-            f"({history[0]['val_accuracy']:.4f} -> {history[-1]['val_accuracy']:.4f}, margin {margin:.3f}); "
-            "keeping the supervised head."
+            f"self_train round {round_}: {record['pseudo_labels']} pseudo-labels (estimated precision "
+            f"{'n/a' if precision is None else f'{precision:.3f}'}), cross-validated accuracy "
+            f"{record['val_accuracy']:.4f}"
         )
-    return SelfTrainingResult(history, best["round"], *best_pick)
+        if record["val_accuracy"] < best_accuracy - margin:
+            break  # as on a validation split
+        best_accuracy = max(best_accuracy, record["val_accuracy"])
+        best = (record, solved[-1], scores, picks[-1])
+    record, (kernel, bias), scores, pick = best
+    scale = best_temperature(scores, labels)
+    dense.set_weights([scale * kernel, scale * bias])
+    return history, record["round"], pick
 
 
 def noise_margin(count):
@@ -199,14 +298,11 @@ def _in_memory(features):
     return features if scipy.sparse.issparse(features) else np.asarray(features)
 
 
-def _stack_rows(first, second):
-    if scipy.sparse.issparse(first):
-        return scipy.sparse.vstack([first, second], format="csr")
-    return np.concatenate([first, second])
-
-
 def _probabilities(head, features, batch_size):
-    logits = head.predict(features, batch_size=max(batch_size, 256), verbose=0)
+    return _softmax(head.predict(features, batch_size=max(batch_size, 256), verbose=0))
+
+
+def _softmax(logits):
     logits = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
     return exp / exp.sum(axis=1, keepdims=True)
@@ -223,6 +319,10 @@ def _confident(probabilities, quota, threshold):
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, int)
 
 
-def _round_record(round_, count, precision, val_probs, val_y):
-    accuracy = float(np.mean(val_probs.argmax(1) == val_y))
-    return {"round": round_, "pseudo_labels": int(count), "precision": precision, "val_accuracy": accuracy}
+def _round_record(round_, count, precision, val_scores, val_y):
+    return {
+        "round": round_,
+        "pseudo_labels": int(count),
+        "precision": precision,
+        "val_accuracy": accuracy(val_scores, val_y),
+    }
