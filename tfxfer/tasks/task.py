@@ -79,6 +79,7 @@ class Task(MultiWorkerFit, keras.Model):
         if features.ndim == 4:  # a feature map: the head pools it first
             features = features.mean(axis=(1, 2))
         layer.adapt(features)
+        layer.count.assign(len(features))  # Keras' adapt leaves it at 0; the check above reads it
         return True
 
     @property

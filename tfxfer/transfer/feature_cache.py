@@ -207,10 +207,10 @@ def fit_head(
     )
 
 
-def source_features(model, x, y=None, batch_size=32, cache_dir=None, progress=True):
+def source_features(model, x, y=None, batch_size=32, cache_dir=None, progress=True, adapt=True):
     """The frozen source's features of `x` for `model`'s head (checked, then
-    from the cache or computed once); the first call adapts the head's
-    feature scaling on them."""
+    from the cache or computed once); with `adapt`, the first call adapts
+    the head's feature scaling on them (`Task.adapt_feature_scaling`)."""
     _refuse_randomness_before(model)
     if hasattr(model, "check_labels"):
         model.check_labels(y)
@@ -218,7 +218,7 @@ def source_features(model, x, y=None, batch_size=32, cache_dir=None, progress=Tr
         model.check_images(x)
     model.backbone.trainable = False
     features, _ = extract_features(model.backbone, x, batch_size=batch_size, cache_dir=cache_dir, progress=progress)
-    if hasattr(model, "adapt_feature_scaling"):
+    if adapt and hasattr(model, "adapt_feature_scaling"):
         model.adapt_feature_scaling(features)
     return features
 

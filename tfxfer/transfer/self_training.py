@@ -128,9 +128,12 @@ def self_train(
         (x, y), validation_data = stratified_split(x, y, validation_split, seed)
     val_x, val_y = validation_data
     val_y = np.asarray(val_y)
-    features = _in_memory(source_features(model, x, y, batch_size, cache_dir, progress))
-    pool = _in_memory(source_features(model, x_unlabelled, None, batch_size, cache_dir, progress))
-    val_features = _in_memory(source_features(model, val_x, val_y, batch_size, cache_dir, progress))
+    features, pool, val_features = (
+        _in_memory(source_features(model, inputs, labels, batch_size, cache_dir, progress, adapt=False))
+        for inputs, labels in ((x, y), (x_unlabelled, None), (val_x, val_y))
+    )
+    if hasattr(model, "adapt_feature_scaling"):  # on the pool too: few labels give noisy statistics
+        model.adapt_feature_scaling(stack_rows(features, pool))
     head = head_on_features(model, features)  # builds the head layers, so their start can be kept
     start = head.get_weights()
 
