@@ -94,16 +94,17 @@ def test_wrong_channel_counts_are_refused_with_the_fix(tmp_path):
 def test_the_feature_scaling_is_adapted_once_and_saved(tmp_path):
     """The head is trained on features standardised with the first
     statistics, so later calls (validation features, fine_tune's start, a
-    reloaded model) keep them: Keras' adapt leaves `count` at 0, so tfxfer
-    sets it (before, validation features of 10 images re-adapted the
-    scaling, and CIFAR-10 at 10 labels per class scored 13 %)."""
+    reloaded model) keep them. Keras' adapt leaves `count` at 0, which
+    tfxfer read as 'not adapted': validation features of 10 images then
+    re-adapted the scaling, and CIFAR-10 at 10 labels per class scored 13 %."""
     model = ImageClassifier.from_preset("mobilenet_v2/random", num_classes=2, input_size=32)
+    assert not model.feature_scaling_adapted
     rng = np.random.default_rng(0)
     first, second = rng.normal(size=(50, 1280)), 5 + 3 * rng.normal(size=(10, 1280))
     assert model.adapt_feature_scaling(first) and not model.adapt_feature_scaling(second)
     np.testing.assert_allclose(np.asarray(model.feature_scaling.mean)[0], first.mean(0), atol=1e-5)
-    assert int(model.feature_scaling.count) == 50
+    assert model.feature_scaling_adapted
     model.save(tmp_path / "model.keras")
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
-    assert not reloaded.adapt_feature_scaling(second)
+    assert reloaded.feature_scaling_adapted and not reloaded.adapt_feature_scaling(second)
     np.testing.assert_allclose(np.asarray(reloaded.feature_scaling.variance)[0], first.var(0), rtol=1e-4)

@@ -68,7 +68,7 @@ class Task(MultiWorkerFit, keras.Model):
         output for the training inputs), once: a second call keeps the first
         statistics, which the trained head depends on. Returns whether it adapted."""
         layer = getattr(self, "feature_scaling", None)
-        if layer is None or int(np.asarray(layer.count)) > 0:
+        if layer is None or self.feature_scaling_adapted:
             return False
         if scipy.sparse.issparse(features):
             raise ValueError(
@@ -79,8 +79,18 @@ class Task(MultiWorkerFit, keras.Model):
         if features.ndim == 4:  # a feature map: the head pools it first
             features = features.mean(axis=(1, 2))
         layer.adapt(features)
-        layer.count.assign(len(features))  # Keras' adapt leaves it at 0; the check above reads it
         return True
+
+    @property
+    def feature_scaling_adapted(self):
+        """Whether the feature scaling holds statistics (adapted, or loaded):
+        anything but its initial mean 0 and variance 1. (Keras' `count`
+        weight cannot tell: `adapt` leaves it at 0.)"""
+        layer = getattr(self, "feature_scaling", None)
+        if layer is None or not layer.built:
+            return False
+        mean, variance = layer.get_weights()[:2]
+        return bool(np.any(mean != 0) or np.any(variance != 1))
 
     @property
     def fine_tunes_by_default(self):

@@ -255,7 +255,7 @@ def _adapt_scaling(model, x, limit=2048, batch_size=64):
     batch."""
     if not hasattr(model, "adapt_feature_scaling") or getattr(model, "feature_scaling", None) is None:
         return
-    if int(np.asarray(model.feature_scaling.count)) > 0:
+    if model.feature_scaling_adapted:
         return
     if isinstance(x, tf.data.Dataset):  # batched of inputs or (inputs, labels, ...)
         batches = [batch[0] if isinstance(batch, tuple) else batch for batch in x.take(max(limit // 32, 1))]
