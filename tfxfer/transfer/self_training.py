@@ -15,7 +15,9 @@ standard errors; on 20 validation posts one or two posts decide nothing);
 the first round below that ends the training, and the last round kept is
 the model's. When pseudo-labels hurt beyond the noise (off-distribution
 unlabelled data, a weak source), the supervised head stays, and the log
-says so.
+says so. A validation split with fewer than 5 examples per class cannot
+judge a round: a solved linear head is then judged by cross-validation
+over the labelled and validation examples together (`_self_train_by_folds`).
 """
 
 import dataclasses
@@ -46,7 +48,8 @@ class SelfTrainingResult:
 
     `history`: one dict per round (`round`, `pseudo_labels`, `precision`:
     the estimated precision of the pseudo-labels, from the same selection
-    applied to the labelled validation examples, `val_accuracy`);
+    applied to the labelled validation examples, `val_accuracy`; both
+    out-of-fold figures when the rounds were cross-validated);
     `best_round`: the round whose head the model keeps (0: supervised),
     the last one within `noise_margin` of the best validation accuracy;
     `pseudo_indices`, `pseudo_labels`: the unlabelled examples that round
