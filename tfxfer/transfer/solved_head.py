@@ -155,21 +155,20 @@ def fit_linear_head(head, dense, features, labels, weights, val_features, val_y,
         weights = None if weights is None else np.concatenate([weights, np.ones(len(val_y), "float32")])
         labels, refit, extra = all_labels, False, {"cross_validated": [len(folds)]}
 
-        def judged(candidate):
-            return out_of_fold_scores(inputs, labels, weights, candidate, seed, units, folds), labels
+        def judged(candidate):  # (scores of the judging examples, their labels, the head on all examples)
+            return out_of_fold_scores(inputs, labels, weights, candidate, seed, units, folds), labels, None
 
     else:
 
         def judged(candidate):
             kernel, bias = solve(inputs, labels, weights, candidate, seed, units)
-            return val_inputs @ kernel + bias, val_y
+            return val_inputs @ kernel + bias, val_y, (kernel, bias)
 
-    if c == "auto" and folds:
-        c = cross_validated_c(inputs, labels, weights, seed, units, folds)
-    elif c == "auto":
-        c = max(c_candidates(inputs), key=lambda candidate: accuracy(*judged(candidate)))
-    val_scores, judged_y = judged(c)
-    kernel, bias = solve(inputs, labels, weights, c, seed, units)
+    # each candidate is solved once; the chosen one's fits are reused
+    results = {k: judged(k) for k in (c_candidates(inputs) if c == "auto" else [c])}
+    c = max(results, key=lambda k: accuracy(*results[k][:2]))  # ties: the first, the grid's middle
+    val_scores, judged_y, solved = results[c]
+    kernel, bias = solved or solve(inputs, labels, weights, c, seed, units)
     scale = best_temperature(val_scores, judged_y)
     train_logits, val_logits = scale * (inputs @ kernel + bias), scale * val_scores
     history = keras.callbacks.History()
