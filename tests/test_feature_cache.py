@@ -227,6 +227,29 @@ def test_refit_learns_from_the_validation_examples_too(tmp_path):
     np.testing.assert_array_equal(svm.predict(features[12:]), predictions[True])
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_solve_gives_the_weights_of_one_multi_class_linear_svc(sparse):
+    """The one-against-rest problems solved in parallel threads give the
+    weights scikit-learn's multi-class LinearSVC gives, sample weights
+    included; a class with no example gets a bias that never wins."""
+    import scipy.sparse
+    from sklearn.svm import LinearSVC
+
+    from tfxfer.transfer.solved_head import solve
+
+    rng = np.random.default_rng(2)
+    labels = np.arange(200) % 4
+    features = (rng.normal(size=(4, 30))[labels] + rng.normal(size=(200, 30))).astype("float32")
+    if sparse:
+        features = scipy.sparse.csr_matrix(np.where(features > 0.5, features, 0))
+    weights = rng.uniform(0.5, 1.0, 200)
+    kernel, bias = solve(features, labels, weights, c=0.01, seed=0, units=5)
+    svm = LinearSVC(C=0.01).fit(features, labels, sample_weight=weights)
+    np.testing.assert_allclose(kernel[:, :4], svm.coef_.T, atol=1e-6)
+    np.testing.assert_allclose(bias[:4], svm.intercept_, atol=1e-6)
+    assert np.all(kernel[:, 4] == 0) and bias[4] == -30.0
+
+
 def test_solved_head_chooses_c_on_validation_scaled_to_the_features():
     """C is picked on validation from a grid divided by the mean squared
     norm of the inputs: features 10x larger get a C 100x smaller and the
