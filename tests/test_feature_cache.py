@@ -285,7 +285,10 @@ def test_a_tiny_validation_split_is_replaced_by_cross_validation():
     """One validation example per class cannot choose C or a temperature
     (the chosen temperature once gave a test loss of 19): they are chosen on
     out-of-fold predictions over the training and validation examples
-    together, and the head is solved on both."""
+    together. The head learns from the validation examples only with
+    `refit`: without it they stay held out for what follows (fine-tuning's
+    check against the head once compared with a head that had learned
+    them, and undid the fine-tuning)."""
     from sklearn.model_selection import StratifiedKFold
     from sklearn.svm import LinearSVC
 
@@ -295,17 +298,24 @@ def test_a_tiny_validation_split_is_replaced_by_cross_validation():
     centers = rng.normal(size=(3, 16))
     labels = np.arange(33) % 3
     features = (centers[labels] + 1.2 * rng.normal(size=(33, 16))).astype("float32")
-    dense = keras.layers.Dense(3)
-    head = keras.Sequential([keras.Input((16,)), dense])
-    history = fit_linear_head(head, dense, features[:30], labels[:30], None, features[30:], labels[30:], seed=0)
-    c = history.history["C"][0]
-    assert history.history["cross_validated"] == [MOST_FOLDS]
-    folds = StratifiedKFold(MOST_FOLDS, shuffle=True, random_state=0).split(features, labels)
-    right = sum(
-        np.sum(LinearSVC(C=c).fit(features[fit], labels[fit]).predict(features[judged]) == labels[judged])
-        for fit, judged in folds
-    )
-    assert history.history["val_accuracy"][0] == pytest.approx(right / 33)  # all 33 judged, not the 3
-    everything = LinearSVC(C=c).fit(features, labels).predict(features)
-    np.testing.assert_array_equal(head.predict(features, verbose=0).argmax(1), everything)
-    assert history.history["val_loss"][0] < 1.0  # a temperature fitted on 33 examples, not 3
+    features[:, 13:] = 0
+    features[30 + np.arange(3), 13 + np.arange(3)] = 5.0  # 3 dimensions only the validation examples have
+    for refit in (False, True):
+        dense = keras.layers.Dense(3)
+        head = keras.Sequential([keras.Input((16,)), dense])
+        history = fit_linear_head(
+            head, dense, features[:30], labels[:30], None, features[30:], labels[30:], seed=0, refit=refit
+        )
+        c = history.history["C"][0]
+        assert history.history["cross_validated"] == [MOST_FOLDS]
+        folds = StratifiedKFold(MOST_FOLDS, shuffle=True, random_state=0).split(features, labels)
+        right = sum(
+            np.sum(LinearSVC(C=c).fit(features[fit], labels[fit]).predict(features[judged]) == labels[judged])
+            for fit, judged in folds
+        )
+        assert history.history["val_accuracy"][0] == pytest.approx(right / 33)  # all 33 judged, not the 3
+        assert history.history["val_loss"][0] < 1.0  # a temperature fitted on 33 examples, not 3
+        learned = 33 if refit else 30
+        expected = LinearSVC(C=c).fit(features[:learned], labels[:learned]).predict(features)
+        np.testing.assert_array_equal(head.predict(features, verbose=0).argmax(1), expected)
+        assert np.any(dense.kernel.numpy()[13:] != 0) == refit  # the validation examples' own dimensions

@@ -115,3 +115,20 @@ def test_with_one_validation_post_per_class_rounds_are_judged_by_cross_validatio
     assert result.best_round >= 1 and _accuracy(model, test) >= 0.9  # the pseudo-labels taught the other words
     truth = np.array([0 if any(w in text.split() for w in CORE[0]) else 1 for text in mixed[result.pseudo_indices]])
     assert np.mean(result.pseudo_labels == truth) >= 0.9
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_cross_validated_rounds_learn_from_the_validation_posts_only_with_refit(task, refit, tmp_path):
+    """Without `refit` (fine-tuning follows, and checks itself against the
+    head on the validation split) the model's head never learns from the
+    validation posts, though they judge the rounds: a word only they have
+    gets no weight."""
+    labelled, _, _, mixed, _, texts = task
+    validation = np.array(["orbit rocket zebra", "god faith yak"], dtype=object), np.array([0, 1])
+    model = _model(np.concatenate([texts, validation[0]]))
+    tfxfer.self_train(model, *labelled, mixed, validation, rounds=2, refit=refit, cache_dir=tmp_path, progress=False)
+    logits = model.predict(np.array(["zebra", "yak"], dtype=object), verbose=0)
+    if refit:
+        assert list(logits.argmax(1)) == [0, 1]
+    else:
+        np.testing.assert_array_equal(logits[0], logits[1])  # the bias alone

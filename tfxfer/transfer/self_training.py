@@ -100,7 +100,10 @@ def self_train(
             margin suits pseudo-labels: on 20 Newsgroups at 10 labels per
             class it self-trains 5 points above a logistic regression).
         refit: a solved linear head is fitted again, once the best round is
-            known, on its examples and the validation examples (see `fit_head`).
+            known, on its examples and the validation examples (see
+            `fit_head`). Without it the model never learns from the
+            validation examples (cross-validated rounds included), as
+            fine-tuning after it needs them held out.
         batch_size, learning_rate: of each round's Adam training (see `fit_head`).
 
     Returns:
@@ -174,8 +177,9 @@ def self_train(
             f"{len(folds)}-fold cross-validation over the {len(y) + len(val_y)} labelled examples"
         )
         labelled, labels = stack_rows(features, val_features), np.concatenate([y, val_y])
+        model_rows = np.arange(len(labels) if refit else len(y))  # what the model's own chain learns from
         history, best_round, best_pick = _self_train_by_folds(
-            head, dense, labelled, labels, pool, folds, rounds, threshold, pseudo_label_weight, seed, log
+            head, dense, labelled, labels, model_rows, pool, folds, rounds, threshold, pseudo_label_weight, seed, log
         )
     else:
         history, best_round, best_pick = _self_train_on_validation(
@@ -240,16 +244,17 @@ def _self_train_on_validation(head, train, features, y, pool, val_y, rounds, thr
     return history, best["round"], best_pick
 
 
-def _self_train_by_folds(head, dense, labelled, labels, pool, folds, rounds, threshold, weight, seed, log):
+def _self_train_by_folds(head, dense, labelled, labels, model_rows, pool, folds, rounds, threshold, weight, seed, log):
     """The rounds of a solved linear head, each judged by cross-validation:
     one self-training chain per fold, on the other folds' labelled examples
     and the pseudo-labels that chain's own head picks, predicts the fold; a
     round's accuracy is that of all those out-of-fold predictions. A last
-    chain on every labelled example gives the model its head."""
+    chain on the labelled examples `model_rows` (the training ones, or all
+    with `refit`) gives the model its head."""
     inputs, pool_inputs = head_inputs(head, dense, labelled, pool)
     units, count = dense.units, len(labels)
     c = cross_validated_c(inputs, labels, None, seed, units, folds)
-    chains = [train for train, _ in folds] + [np.arange(count)]
+    chains = [train for train, _ in folds] + [model_rows]
 
     def solve_chain(train, picked, pseudo_labels):
         rows = stack_rows(inputs[train], pool_inputs[picked])

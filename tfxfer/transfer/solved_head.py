@@ -160,19 +160,22 @@ def fit_linear_head(head, dense, features, labels, weights, val_features, val_y,
     accuracy and the chosen `C` (with `cross_validated`: the folds, when
     the validation split was small; the validation figures are then
     out-of-fold ones). With `refit`, the head is then solved again on the
-    training and the validation examples together; a cross-validated head
-    always is."""
+    training and the validation examples together (cross-validated or
+    not); without it, the head never learns from the validation examples,
+    which stay held out for whatever follows (fine-tuning's early stopping
+    and its check against the head)."""
     inputs, val_inputs = head_inputs(head, dense, features, val_features)
     labels, val_y, units = np.asarray(labels), np.asarray(val_y), dense.units
     all_labels = np.concatenate([labels, val_y])
     folds = stratified_folds(all_labels, seed) if is_small(val_y, units) else None
     extra = {}
     if folds:  # every labelled example judges the settings once
+        train_count = len(labels)
         inputs = stack_rows(inputs, val_inputs)
         weights = None if weights is None else np.concatenate([weights, np.ones(len(val_y), "float32")])
-        labels, refit, extra = all_labels, False, {"cross_validated": [len(folds)]}
+        labels, extra = all_labels, {"cross_validated": [len(folds)]}
 
-        def judged(candidate):  # (scores of the judging examples, their labels, the head on all examples)
+        def judged(candidate):  # (scores of the judging examples, their labels, the head if one was solved)
             return out_of_fold_scores(inputs, labels, weights, candidate, seed, units, folds), labels, None
 
     else:
@@ -185,7 +188,11 @@ def fit_linear_head(head, dense, features, labels, weights, val_features, val_y,
     results = {k: judged(k) for k in (c_candidates(inputs) if c == "auto" else [c])}
     c = max(results, key=lambda k: accuracy(*results[k][:2]))  # ties: the first, the grid's middle
     val_scores, judged_y, solved = results[c]
-    kernel, bias = solved or solve(inputs, labels, weights, c, seed, units)
+    if folds:  # the head learns from the training examples, and from the validation ones with refit
+        rows = slice(None) if refit else slice(train_count)
+        inputs, labels, weights = inputs[rows], labels[rows], None if weights is None else weights[rows]
+        solved, refit = solve(inputs, labels, weights, c, seed, units), False
+    kernel, bias = solved
     scale = best_temperature(val_scores, judged_y)
     train_logits, val_logits = scale * (inputs @ kernel + bias), scale * val_scores
     history = keras.callbacks.History()
