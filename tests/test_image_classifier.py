@@ -108,3 +108,22 @@ def test_the_feature_scaling_is_adapted_once_and_saved(tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
     assert reloaded.feature_scaling_adapted and not reloaded.adapt_feature_scaling(second)
     np.testing.assert_allclose(np.asarray(reloaded.feature_scaling.variance)[0], first.var(0), rtol=1e-4)
+
+
+def test_feature_scaling_leaves_a_dead_unit_unscaled_and_refreshes_on_request():
+    """A ReLU unit dead on the training features (constant 0) that
+    fine-tuning revives was divided by Keras' epsilon: 0.5 became 5e6, and
+    a head self-trained on the digits CNN's fine-tuned features scored 50 %.
+    `refresh` re-adapts for a head trained afresh on changed features."""
+    model = ImageClassifier.from_preset("mobilenet_v2/random", num_classes=2, input_size=32)
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=(50, 1280))
+    first[:, 0] = 0.0
+    assert model.adapt_feature_scaling(first)
+    revived = np.zeros((1, 1280), "float32")
+    revived[0, 0] = 0.5
+    assert float(keras.ops.convert_to_numpy(model.feature_scaling(revived))[0, 0]) == pytest.approx(0.5)
+    second = 5 + 3 * rng.normal(size=(40, 1280))
+    assert model.adapt_feature_scaling(second, refresh=True)
+    np.testing.assert_allclose(np.asarray(model.feature_scaling.mean)[0], second.mean(0), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(model.feature_scaling.variance)[0], second.var(0), rtol=1e-4)

@@ -11,6 +11,8 @@ import scipy.sparse
 from tfxfer.distribute import MultiWorkerFit
 from tfxfer.methods.regularization import SourceAnchor
 
+CONSTANT_VARIANCE = 1e-8  # a feature whose variance is this or less is constant: scaled by 1
+
 
 def source_input_spec(source):
     """`(shape, dtype)` of a source's input without the batch axis: declared
@@ -63,12 +65,16 @@ class Task(MultiWorkerFit, keras.Model):
         trains at one learning rate whatever the source's feature scale."""
         return keras.layers.Normalization(axis=-1, name="feature_scaling")
 
-    def adapt_feature_scaling(self, features):
+    def adapt_feature_scaling(self, features, refresh=False):
         """Sets the head's feature scaling from `features` (the source's
         output for the training inputs), once: a second call keeps the first
-        statistics, which the trained head depends on. Returns whether it adapted."""
+        statistics, which the trained head depends on, unless `refresh` (for
+        a head about to be trained afresh, on a fine-tuned source's
+        features). A feature constant on `features` (a ReLU unit dead on
+        them) is centred but not divided by its zero spread: fine-tuning can
+        revive it, and 1/epsilon would blow it up. Returns whether it adapted."""
         layer = getattr(self, "feature_scaling", None)
-        if layer is None or self.feature_scaling_adapted:
+        if layer is None or (self.feature_scaling_adapted and not refresh):
             return False
         if scipy.sparse.issparse(features):
             raise ValueError(
@@ -79,6 +85,9 @@ class Task(MultiWorkerFit, keras.Model):
         if features.ndim == 4:  # a feature map: the head pools it first
             features = features.mean(axis=(1, 2))
         layer.adapt(features)
+        mean, variance, *rest = layer.get_weights()
+        layer.set_weights([mean, np.where(variance > CONSTANT_VARIANCE, variance, 1.0), *rest])
+        layer.finalize_state()  # the layer computes with copies of its weights, made here
         return True
 
     @property

@@ -139,7 +139,8 @@ def self_train(
         for inputs, labels in ((x, y), (x_unlabelled, None), (val_x, val_y))
     )
     if hasattr(model, "adapt_feature_scaling"):  # on the pool too: few labels give noisy statistics
-        model.adapt_feature_scaling(stack_rows(features, pool))
+        # Afresh: the head is trained anew, maybe on a fine-tuned source's features.
+        model.adapt_feature_scaling(stack_rows(features, pool), refresh=True)
     head = head_on_features(model, features)  # builds the head layers, so their start can be kept
     start = head.get_weights()
 
