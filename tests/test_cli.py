@@ -111,6 +111,26 @@ def test_fit_text_self_trains_on_the_posts_without_labels(tmp_path):
     assert rest.exit_code != 0 and "it dropped none" in rest.output
 
 
+@pytest.mark.slow
+def test_fit_image_fine_tunes_on_the_labels_then_self_trains_on_the_rest(tmp_path):
+    run = tmp_path / "few"
+    result = _invoke(
+        "fit", "image", "--source", "digits04_cnn", "--data", "digits", "--labels-per-class", "10",
+        "--run-dir", run, "--no-export", "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "90 training" not in result.output and "100 training" in result.output and "1337 unlabelled" in result.output
+    stages = [r["stage"] for r in csv.DictReader((run / "metrics.csv").open())]
+    # The supervised head, then fine-tuning on the 90 labelled training
+    # images alone: 2 batches an epoch, so its 300 steps take 150 epochs
+    # (with the 1,337 pseudo-labelled images too, 22 batches: 14 epochs).
+    assert stages == ["head"] * stages.count("head") + ["fine_tune"] * 150
+    results = json.loads((run / "metrics.json").read_text())["results"]
+    rounds = results["self_training"]["rounds"]
+    assert rounds[0]["pseudo_labels"] == 0 and rounds[1]["pseudo_labels"] > 0
+    assert results["test_accuracy"] > 0.85
+
+
 def test_bad_paths_and_choices_get_one_line_errors(tmp_path):
     missing = _invoke("fit", "image", "--data", tmp_path / "nothing", "--run-dir", tmp_path / "run")
     assert missing.exit_code != 0 and "No image data at" in missing.output and "Traceback" not in missing.output

