@@ -25,7 +25,14 @@ from tfxfer.distribute import is_chief
 from tfxfer.run_folder import write_atomically
 from tfxfer.sources.hub import HubFeatures
 from tfxfer.sources.text_encoding import as_model_inputs
-from tfxfer.transfer.budget import balanced_tasks, least_steps, repeat_small_data, stage_plan, steps_per_epoch
+from tfxfer.transfer.budget import (
+    balanced_tasks,
+    least_steps,
+    noise_margin,
+    repeat_small_data,
+    stage_plan,
+    steps_per_epoch,
+)
 from tfxfer.transfer.consistency import FixMatchTrainer, fixmatch_dataset
 from tfxfer.transfer.optimizers import OPTIMIZERS, warmup_cosine
 from tfxfer.walk import walk_layers
@@ -163,13 +170,21 @@ class _ChiefBackup(GuardedBackup):
 
 class _ValidationScore:
     """The validation accuracy (or loss) of the weights a stage starts from,
-    so that a stage that ends below it gives them back: fine-tuning never
-    leaves a model worse on validation than the head it started from."""
+    so that a stage that ends below it, beyond the noise of an accuracy on
+    that many examples (`noise_margin`), gives them back: fine-tuning never
+    leaves a model worse on validation than the head it started from. The
+    margin matters on small splits: on CIFAR-10 at 25 labels per class, of
+    two runs of one command (CPU kernels are not deterministic) one ended 4
+    of 25 validation images lower and gave back a fine-tuning that the
+    other kept: 65.2 % on test, the head alone 52.7 %."""
 
     def __init__(self, model, validation_data, batch_size):
         self.model, self.validation_data, self.batch_size = model, validation_data, batch_size
         self.score = self._measure() if validation_data is not None else None
         self.weights = model.get_weights() if self.score is not None else None
+        self.margin = 0.0
+        if isinstance(validation_data, tuple | list) and self.uses_accuracy:
+            self.margin = noise_margin(len(validation_data[1]))
 
     def _measure(self):
         data, evaluate = self.validation_data, self.model.evaluate
@@ -180,17 +195,18 @@ class _ValidationScore:
             )
         else:  # a dataset
             scores = evaluate(data, verbose=0, return_dict=True)
-        return scores["accuracy"] if "accuracy" in scores else -scores["loss"]
+        self.uses_accuracy = "accuracy" in scores
+        return scores["accuracy"] if self.uses_accuracy else -scores["loss"]
 
     def keep_if_better(self, stage):
         if self.score is None:
             return
         end = self._measure()
-        if end < self.score:
+        if end < self.score - self.margin:
             self.model.set_weights(self.weights)
             _log.warning(
                 f"fine_tune: the {stage} stage ended below its start on validation ({end:.4f} < "
-                f"{self.score:.4f}); the weights it started from are kept."
+                f"{self.score:.4f}, beyond the noise margin {self.margin:.4f}); the weights it started from are kept."
             )
 
 

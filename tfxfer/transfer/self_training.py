@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse
 
 from tfxfer.data.datasets import stratified_split
+from tfxfer.transfer.budget import noise_margin
 from tfxfer.transfer.feature_cache import fit_head_on_features, head_on_features, source_features
 from tfxfer.transfer.solved_head import (
     accuracy,
@@ -296,13 +297,6 @@ def _self_train_by_folds(head, dense, labelled, labels, model_rows, pool, folds,
     scale = best_temperature(scores, labels)
     dense.set_weights([scale * kernel, scale * bias])
     return history, record["round"], pick
-
-
-def noise_margin(count):
-    """How far a validation accuracy on `count` examples may fall below the
-    best before a round counts as harmful: 1/sqrt(count), about two standard
-    errors of an accuracy near 50 %."""
-    return 1.0 / math.sqrt(max(count, 1))
 
 
 def _in_memory(features):
