@@ -15,9 +15,9 @@ the same examples:
   so that the gain is not only the classifier's;
 - CIFAR-10 20k (16,000 train / 4,000 test, the CLI's split), MobileNetV2
   ImageNet at 96 px (`--weights`), `--rows cifar10-fit`: `tfxfer fit image
-  --labels-per-class N` with its defaults (the head self-trained on the
-  rest, then the whole network fine-tuned on the labelled and
-  pseudo-labelled images), beside the same command with `--unlabelled none
+  --labels-per-class N` with its defaults (the whole network fine-tuned
+  on the labelled images, then the head self-trained on the fine-tuned
+  source's features of the rest), beside the same command with `--unlabelled none
   --epochs 0` (the supervised linear probe, on the same examples) and with
   `--unlabelled none` (supervised fine-tuning);
 - the same, `--rows cifar10`, on cached features only: `tfxfer.self_train`
