@@ -218,6 +218,23 @@ def test_the_schedule_spans_a_batched_dataset():
     assert rates[-1] < 1e-3
 
 
+def _fine_tune_on_wrong_labels(model, validation_data):
+    """5 epochs on shifted labels, which lower the validation accuracy: the
+    fine-tuning stage's history."""
+    return fine_tune(
+        model,
+        IMAGES,
+        (LABELS + 1) % 3,
+        epochs=5,
+        warmup_epochs=0,
+        learning_rate=3e-2,
+        validation_data=validation_data,
+        verbose=0,
+        batch_size=8,
+        patience=None,
+    )["fine_tune"]
+
+
 def test_a_stage_that_ends_below_its_start_on_validation_gives_the_start_back(caplog):
     """The head learns the labels; fine-tuning then trains on shuffled ones,
     which lowers the validation accuracy: the head's weights come back."""
@@ -227,20 +244,8 @@ def test_a_stage_that_ends_below_its_start_on_validation_gives_the_start_back(ca
     start = [np.array(w) for w in model.weights]
     start_accuracy = model.evaluate(IMAGES, LABELS, verbose=0, return_dict=True)["accuracy"]
     assert start_accuracy >= 0.5  # above chance (1/3)
-    wrong = (LABELS + 1) % 3
     with caplog.at_level("WARNING", logger="tfxfer"):
-        history = fine_tune(
-            model,
-            IMAGES,
-            wrong,
-            epochs=5,
-            warmup_epochs=0,
-            learning_rate=3e-2,
-            validation_data=(IMAGES, LABELS),
-            verbose=0,
-            batch_size=8,
-            patience=None,
-        )["fine_tune"]
+        history = _fine_tune_on_wrong_labels(model, (IMAGES, LABELS))
     assert history.history["val_accuracy"][-1] < start_accuracy  # the stage itself did get worse
     for before, after in zip(start, model.weights):
         np.testing.assert_array_equal(before, np.array(after))
@@ -260,18 +265,7 @@ def test_a_drop_within_the_noise_of_a_small_validation_split_keeps_the_stage(cop
     right = int(np.flatnonzero(model.predict(IMAGES, verbose=0).argmax(1) == LABELS)[0])
     images, labels = np.repeat(IMAGES[right : right + 1], copies, 0), np.repeat(LABELS[right : right + 1], copies)
     with caplog.at_level("WARNING", logger="tfxfer"):
-        history = fine_tune(
-            model,
-            IMAGES,
-            (LABELS + 1) % 3,
-            epochs=5,
-            warmup_epochs=0,
-            learning_rate=3e-2,
-            validation_data=(images, labels),
-            verbose=0,
-            batch_size=8,
-            patience=None,
-        )["fine_tune"]
+        history = _fine_tune_on_wrong_labels(model, (images, labels))
     assert history.history["val_accuracy"][-1] == 0.0  # the stage got the image wrong
     unchanged = all(np.array_equal(before, np.array(after)) for before, after in zip(start, model.weights))
     assert unchanged == given_back
