@@ -3,6 +3,8 @@ the run folder it writes, evaluate/export round trips, bad input."""
 
 import csv
 import json
+import shutil
+import zipfile
 
 import keras
 import numpy as np
@@ -62,9 +64,8 @@ def test_fit_image_writes_a_complete_run_folder(image_run):
 @pytest.mark.slow
 def test_evaluate_and_export_round_trip(image_run, tmp_path):
     run, _ = image_run
-    refused = _invoke("evaluate", run)  # the source is a SavedModel module: safe mode refuses it
-    assert refused.exit_code != 0 and "--no-safe-mode" in refused.output
-    evaluated = _invoke("evaluate", run, "--no-safe-mode")
+    # The source is the shipped SavedModel module: safe mode (the default) loads it.
+    evaluated = _invoke("evaluate", run)
     assert evaluated.exit_code == 0, evaluated.output
     fitted = json.loads((run / "metrics.json").read_text())["results"]
     again = json.loads((run / "evaluation.json").read_text())
@@ -72,7 +73,7 @@ def test_evaluate_and_export_round_trip(image_run, tmp_path):
     assert (run / "plots" / "evaluation_confusion.png").read_bytes()[:4] == PNG
 
     out = tmp_path / "served"
-    exported = _invoke("export", run, out, "--no-safe-mode")
+    exported = _invoke("export", run, out)
     assert exported.exit_code == 0, exported.output
     model = keras.saving.load_model(run / "model.keras", safe_mode=False)
     images = np.random.default_rng(0).integers(0, 17, (5, 8, 8, 1)).astype("uint8")
@@ -80,8 +81,30 @@ def test_evaluate_and_export_round_trip(image_run, tmp_path):
     served = reloaded.serve(tf.constant(images)).numpy()
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(images.astype("float32"))))
     np.testing.assert_allclose(served, expected, atol=1e-5)
-    twice = _invoke("export", run, out, "--no-safe-mode")
+    twice = _invoke("export", run, out)
     assert twice.exit_code != 0 and "already exists" in twice.output
+
+    # A copy of the module anywhere else is any SavedModel: safe mode refuses it.
+    from tfxfer.sources.embedded import embedded_source_path
+
+    copy = shutil.copytree(embedded_source_path(), tmp_path / "module")
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    _with_module(run / "model.keras", moved / "model.keras", embedded_source_path(), str(copy))
+    shutil.copy(run / "config.json", moved / "config.json")
+    refused = _invoke("evaluate", moved)
+    assert refused.exit_code != 0 and "--no-safe-mode" in refused.output and str(copy) in refused.output
+
+
+def _with_module(keras_file, out, module, other):
+    """A copy of a `.keras` file whose HubFeatures layer loads `other` instead of `module`."""
+    with zipfile.ZipFile(keras_file) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                assert json.dumps(module).encode() in data
+                data = data.replace(json.dumps(module).encode(), json.dumps(other).encode())
+            target.writestr(item, data)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from tfxfer._compat import bind_variable, in_safe_mode
+from tfxfer.sources.embedded import embedded_source_path
 
 _SAVED_MODEL_FILE = "saved_model.pb"
 BN_MODES = ("train", "frozen")
@@ -330,7 +331,7 @@ class HubFeatures(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        if in_safe_mode():
+        if in_safe_mode() and not _is_shipped_source(config["handle"]):
             raise ValueError(
                 f"This file contains a HubFeatures layer that loads the "
                 f"SavedModel '{config['handle']}', whose graph runs as saved; "
@@ -338,6 +339,17 @@ class HubFeatures(keras.layers.Layer):
                 "load with keras.saving.load_model(path, safe_mode=False)."
             )
         return cls(**config)
+
+
+def _is_shipped_source(handle):
+    """Whether `handle` is the image source tfxfer ships (its own graph, its
+    files checked against their manifest): safe mode may load it, so that a
+    run on it evaluates and exports with the defaults."""
+    try:
+        shipped = embedded_source_path()
+    except (FileNotFoundError, ValueError):  # missing, or its files changed
+        return False
+    return isinstance(handle, str) and os.path.realpath(handle) == os.path.realpath(shipped)
 
 
 def _accepts(function, argument):
