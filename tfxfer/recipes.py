@@ -101,7 +101,8 @@ def train_and_report(
                 "(pass --epochs N to fine-tune anyway)"
             )
     self_trains = bool(head_epochs) and unlabelled is not None and len(unlabelled) > 0
-    if head_epochs and not (self_trains and not epochs):
+    # A head for fine-tuning to start from; with nothing to fine-tune, self_train trains its own.
+    if head_epochs and (epochs or not self_trains):
         histories["head"] = fit_head(
             model,
             x_train,

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from tfxfer._compat import bind_variable, in_safe_mode
-from tfxfer.sources.embedded import embedded_source_path
+from tfxfer.sources.embedded import embedded_source_path, verify_manifest
 
 _SAVED_MODEL_FILE = "saved_model.pb"
 BN_MODES = ("train", "frozen")
@@ -345,11 +345,17 @@ def _is_shipped_source(handle):
     """Whether `handle` is the image source tfxfer ships (its own graph, its
     files checked against their manifest): safe mode may load it, so that a
     run on it evaluates and exports with the defaults."""
+    if not isinstance(handle, str):
+        return False
     try:
-        shipped = embedded_source_path()
+        # The path first: the manifest's hashes are read only for the shipped folder.
+        shipped = embedded_source_path(verify=False)
+        if os.path.realpath(handle) != os.path.realpath(shipped):
+            return False
+        verify_manifest(shipped)
     except (FileNotFoundError, ValueError):  # missing, or its files changed
         return False
-    return isinstance(handle, str) and os.path.realpath(handle) == os.path.realpath(shipped)
+    return True
 
 
 def _accepts(function, argument):
