@@ -49,7 +49,7 @@ def _features(input_shape):
     """The shared feature layers: the digits CNN on images, an MLP on cached features."""
     import keras
 
-    from tfxfer.sources.embedded import feature_extractor
+    from tfxfer.sources import feature_extractor
 
     if len(input_shape) == 3:
         return feature_extractor()
@@ -75,8 +75,8 @@ def cifar_domains(seed, per_domain, cache):
     """MobileNetV2 (ImageNet, 96 px, frozen) features of clean source images
     and of other, corrupted target images."""
     from tfxfer import ImageBackbone
-    from tfxfer.data.cifar10 import load_cifar10
-    from tfxfer.transfer.feature_cache import extract_features
+    from tfxfer.data import load_cifar10
+    from tfxfer.transfer import extract_features
 
     (x, y), _ = load_cifar10(CIFAR)
     rng = np.random.default_rng(seed)
@@ -131,17 +131,15 @@ def two_domain(branch_factory, xs, ys, xt, yt, seed, epochs):
 def l2_sp_fine_tuning(per_class, seed, epochs, strength):
     import keras
 
-    from tfxfer import HubFeatures, ImageClassifier
-    from tfxfer.data import digit_images
-    from tfxfer.demo import few_label_split
-    from tfxfer.sources.embedded import embedded_source_path
+    from tfxfer import HubFeatures, ImageClassifier, preset_path
+    from tfxfer.data import digit_images, few_label_split
 
     images, labels = digit_images((5, 6, 7, 8, 9))
     labels = labels - 5
     train, test = few_label_split(labels, per_class, seed)
     keras.utils.set_random_seed(seed)
     model = ImageClassifier(
-        HubFeatures(embedded_source_path(), trainable=True), 5, dropout=0.0, input_shape=(8, 8, 1), l2_sp=strength
+        HubFeatures(preset_path("digits04_cnn"), trainable=True), 5, dropout=0.0, input_shape=(8, 8, 1), l2_sp=strength
     )
     _compile(model)
     model.fit(images[train], labels[train], epochs=epochs, batch_size=8, verbose=0)

@@ -50,8 +50,8 @@ def main():
     from sklearn.preprocessing import StandardScaler
 
     from tfxfer import ImageBackbone, ImageClassifier
-    from tfxfer.data.cifar10 import load_cifar10
-    from tfxfer.transfer.feature_cache import extract_features, fit_head
+    from tfxfer.data import load_cifar10
+    from tfxfer.transfer import extract_features, fit_head
 
     (x, y), _ = load_cifar10(CIFAR)
     order = np.random.default_rng(0).permutation(len(x))[: args.images]

@@ -52,8 +52,8 @@ def tfidf_svc_self_trained(x_train, y_train, x_unlabelled, x_test, y_test, seed,
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
-    from tfxfer.data.datasets import stratified_split
-    from tfxfer.transfer.self_training import _confident, noise_margin
+    from tfxfer.data import stratified_split
+    from tfxfer.transfer import confident_picks, noise_margin
 
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     vectorizer.fit(list(x_train) + list(x_unlabelled))
@@ -74,7 +74,9 @@ def tfidf_svc_self_trained(x_train, y_train, x_unlabelled, x_test, y_test, seed,
     best = svm.score(val_features, val_y)
     num_classes = len(np.unique(y_train))
     for round_ in range(1, rounds + 1):
-        picked = _confident(probabilities(svm, pool), math.ceil(round_ / rounds * pool.shape[0] / num_classes), 0.0)
+        picked = confident_picks(
+            probabilities(svm, pool), math.ceil(round_ / rounds * pool.shape[0] / num_classes), 0.0
+        )
         labels = svm.predict(pool[picked])
         weights = np.concatenate([np.ones(len(fit_y)), np.full(len(picked), weight)])
         svm = LinearSVC().fit(
@@ -145,7 +147,7 @@ def image_rows(budgets, seeds):
     import keras
 
     import tfxfer
-    from tfxfer.data.datasets import stratified_split
+    from tfxfer.data import stratified_split
     from tfxfer.transfer import extract_features, fit_head
 
     data = tfxfer.data.load_image_data(CIFAR)

@@ -36,7 +36,7 @@ def digit_sources(seed=0):
 
     import tfxfer
     from tfxfer.data import digit_images
-    from tfxfer.sources.embedded import feature_extractor
+    from tfxfer.sources import feature_extractor
 
     images, labels = digit_images((0, 1, 2, 3, 4))
     partial = feature_extractor(seed)
@@ -94,10 +94,8 @@ def fine_tuned_accuracy(make_source, train, test, seed):
 
 
 def run(per_class, seeds, weights):
-    from tfxfer.data import digit_images
-    from tfxfer.demo import few_label_split
-    from tfxfer.methods import rank_sources
-    from tfxfer.methods.transferability import SCORES
+    from tfxfer.data import digit_images, few_label_split
+    from tfxfer.methods import SCORES, rank_sources
 
     images, labels = digit_images((5, 6, 7, 8, 9))
     labels = labels - 5
@@ -122,7 +120,7 @@ def run(per_class, seeds, weights):
 def main():
     from scipy.stats import kendalltau, spearmanr
 
-    from tfxfer.methods.transferability import SCORES
+    from tfxfer.methods import SCORES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=20, help="labelled target images per class")

@@ -119,8 +119,7 @@ def main():
     from sklearn.model_selection import train_test_split
 
     from tfxfer import WordVectors
-    from tfxfer.data.newsgroups import load_20newsgroups
-    from tfxfer.sources.text_encoding import as_text_array
+    from tfxfer.data import as_text_array, load_20newsgroups
 
     glove = WordVectors.load(GLOVE)
     rows = []

@@ -70,7 +70,7 @@ def measure(backbone_name, size, batch, precision, xla, steps):
     import keras
 
     from tfxfer import ImageBackbone, ImageClassifier, distribute
-    from tfxfer.transfer.feature_cache import extract_features
+    from tfxfer.transfer import extract_features
 
     distribute.set_precision(precision)
     keras.utils.set_random_seed(0)

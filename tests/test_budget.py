@@ -106,7 +106,7 @@ def test_fine_tune_auto_stages_run_min_steps_on_few_examples(hub_module):
 def test_many_passes_are_few_epochs_and_epochs_given_keep_their_meaning(hub_module):
     images, labels = _clustered(16)
     model = ImageClassifier(HubFeatures(str(hub_module)), num_classes=3)
-    rows, _, passes = repeat_small_data(images, labels, {}, batch_size=8)
+    rows, _, _, passes = repeat_small_data(images, labels, None, batch_size=8)
     assert passes == 10 and len(rows) == 160
     np.testing.assert_array_equal(rows[16:32], images)
     history = fit_head(model, images, labels, epochs=3, batch_size=8, progress=False, verbose=0)

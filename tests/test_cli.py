@@ -194,13 +194,12 @@ def test_expected_failures_end_in_one_line_and_bugs_keep_their_traceback(tmp_pat
 
 
 def test_safe_mode_names_what_it_refused_and_evaluate_checks_the_class_names(tmp_path):
-    from tfxfer.recipes import load_run_model
-    from tfxfer.run_folder import RunFolder
+    from tfxfer import load_model
 
     inputs = keras.Input((3,))
     keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(tmp_path / "model.keras")
     with pytest.raises(ValueError, match=r"refuses part of .*a `Lambda` layer whose `function` is a Python lambda\."):
-        load_run_model(RunFolder(tmp_path))
+        load_model(tmp_path / "model.keras")
 
     run = tmp_path / "text"
     fitted = _invoke(*FIT_TEXT_DEFAULTS, "--run-dir", run, "--no-export", "--quiet", "--head-epochs", "1")

@@ -37,13 +37,17 @@ def test_mirrored_on_two_cpus_equals_one_device_on_the_global_batch(two_cpu_resu
 
 
 @pytest.mark.slow
-def test_alignment_methods_train_under_mirrored(two_cpu_results):
+def test_alignment_terms_act_under_mirrored_as_on_one_device(two_cpu_results):
+    """Each alignment term changes the training under MirroredStrategy as on
+    one device: the replicated run ends much closer to one device with the
+    term than to one device without it (a dropped term would flip this)."""
     for name in ("coral", "mmd", "dann"):
         assert two_cpu_results[f"{name}_loss_finite"]
-        assert two_cpu_results[f"{name}_max_difference"] < 0.5
+        with_term = two_cpu_results[f"{name}_max_difference"]
+        without = two_cpu_results[f"{name}_without_term_difference"]
+        assert without > 1e-3 and with_term < 0.5 * without, (name, with_term, without)
 
 
-@pytest.mark.slow
 def test_regularizers_and_distillation_train_under_mirrored(two_cpu_results):
     assert two_cpu_results["regularizers_loss_finite"] and two_cpu_results["distillation_loss_finite"]
 

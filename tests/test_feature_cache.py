@@ -8,7 +8,8 @@ import pytest
 
 from tfxfer import ImageBackbone, ImageClassifier
 from tfxfer._compat import optimizer_schedule
-from tfxfer.transfer.feature_cache import cache_key, extract_features, fit_head
+from tfxfer.transfer import extract_features, fit_head
+from tfxfer.transfer.feature_cache import cache_key
 
 RAW = np.random.default_rng(0).integers(0, 256, size=(20, 36, 36, 3), dtype=np.uint8)
 LABELS = np.arange(20) % 4
@@ -110,7 +111,7 @@ def test_a_real_write_failure_leaves_no_cache(tmp_path):
     script = textwrap.dedent(f"""
         import resource, signal, sys
         import numpy as np, keras
-        from tfxfer.transfer.feature_cache import extract_features
+        from tfxfer.transfer import extract_features
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
         source = keras.Sequential([keras.Input((4,)), keras.layers.Dense(512)])  # 2 KB of features per input

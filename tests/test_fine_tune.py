@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from tfxfer import HubFeatures, ImageBackbone, ImageClassifier, fine_tune
-from tfxfer.transfer import unfreeze_top
-from tfxfer.transfer.fine_tuning import group_rate_multipliers
+from tfxfer.transfer import fixmatch_fine_tune, group_rate_multipliers, unfreeze_top
 
 from helpers import IMAGE_SHAPE
 
@@ -281,11 +280,11 @@ def test_fixmatch_masks_unconfident_unlabelled_images_and_trains_the_source(thre
     source = small_source()
     model = ImageClassifier(source, num_classes=3, dropout=0.0)
     before = _snapshot(source)
-    history = fine_tune(
+    history = fixmatch_fine_tune(
         model,
         IMAGES[:6],
         LABELS[:6],
-        unlabelled=IMAGES[6:],
+        IMAGES[6:],
         threshold=threshold,
         unlabelled_ratio=3,
         epochs=2,

@@ -19,7 +19,7 @@ import tfxfer
 from tfxfer.cli import main
 from tfxfer.data import load_mini_newsgroup
 from tfxfer.sources.kerashub import KerasHubFeatures, kaggle_cache_folder, known_presets
-from tfxfer.transfer.fine_tuning import group_rate_multipliers
+from tfxfer.transfer import group_rate_multipliers
 
 SEQUENCE_LENGTH = 32
 

@@ -68,7 +68,7 @@ def test_member_count_and_size_limits_refuse_and_can_be_raised(tmp_path, monkeyp
     monkeypatch.setenv("TFXFER_MAX_ENTRY_BYTES", "110")
     assert len(load_20newsgroups(news).data) == 4
     monkeypatch.setenv("TFXFER_MAX_ENTRY_BYTES", "many")
-    with pytest.raises(ValueError, match="TFXFER_MAX_ENTRY_BYTES='many' is not a positive number"):
+    with pytest.raises(ValueError, match="TFXFER_MAX_ENTRY_BYTES='many' is not a positive whole number"):
         load_20newsgroups(news)
 
 

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from tfxfer.cli import main
-from tfxfer.run_folder import RunFolder, RunFolderError, write_atomically
+from tfxfer.files import write_atomically
+from tfxfer.run_folder import RunFolder, RunFolderError
 
 from helpers import FIT_TEXT_DEFAULTS
 

@@ -11,8 +11,8 @@ from gensim.models import KeyedVectors
 import tfxfer
 from tfxfer import export_hub_module
 from tfxfer.sources.text_encoding import MaskedPooling1D, tfidf_features_layers
-from tfxfer.transfer.feature_cache import extract_features, fit_head
-from tfxfer.transfer.fine_tuning import source_outputs
+from tfxfer.transfer import extract_features, fit_head
+from tfxfer.transfer.feature_cache import source_outputs
 
 SPACE = ["orbit", "rocket", "launch", "moon", "nasa", "shuttle"]
 FAITH = ["god", "faith", "church", "bible", "belief", "atheism"]
@@ -74,10 +74,7 @@ def test_keras_round_trip_and_raw_string_export(vectors, corpus, tmp_path):
     restored = keras.saving.load_model(tmp_path / "m.keras")
     probe = np.array(["rocket to the moon", "faith in god", "", "unknown words only"], dtype=object)
     np.testing.assert_allclose(restored.predict(probe, verbose=0), model.predict(probe, verbose=0), atol=1e-6)
-    assert (
-        restored.backbone.get_layer("vectorizer").get_vocabulary()
-        == model.backbone.get_layer("vectorizer").get_vocabulary()
-    )
+    assert restored.vectorizer.get_vocabulary() == model.vectorizer.get_vocabulary()
 
     tfxfer.export(model, tmp_path / "served")
     served = tf.saved_model.load(str(tmp_path / "served"))

@@ -254,3 +254,23 @@ def test_a_supervised_or_nan_fasttext_bin_and_words_without_values_are_named(tmp
     (tmp_path / "words.txt").write_text("orbit\nrocket\n")
     with pytest.raises(ValueError, match="words.txt' holds words without values, not glove vectors"):
         WordVectors.load(tmp_path / "words.txt")
+
+
+def test_adapt_at_source_rate_one_counts_only_new_words_as_added():
+    """At source_rate=1.0 the source's words train at the full rate, like the
+    new ones: they must still count as updated, not added (once, a lock of
+    1.0 made every known word 'added', listed twice, its old vector kept)."""
+    from gensim.models import KeyedVectors
+
+    rng = np.random.default_rng(0)
+    kv = KeyedVectors(8)
+    kv.add_vectors(["rocket", "orbit"], rng.normal(size=(2, 8)).astype("float32"))
+    vectors = WordVectors(kv)
+    before = {w: kv[w].copy() for w in ("rocket", "orbit")}
+
+    report = vectors.adapt(["the rocket reached orbit"] * 50, min_count=5, source_rate=1.0, verbose=False)
+
+    assert report.words_added == 2  # "the" and "reached", not the source's words
+    assert len(vectors) == 4 and sorted(vectors.keyed_vectors.index_to_key) == ["orbit", "reached", "rocket", "the"]
+    for word, old in before.items():  # trained at the full rate: moved from the source's vector
+        assert not np.allclose(vectors.lookup(word), old)

@@ -3,52 +3,80 @@
 Pretrained sources (TF-Hub modules, KerasHub presets, Keras Applications,
 word vectors) become Keras 3 layers (`HubFeatures`, `KerasHubFeatures`,
 `ImageBackbone`, `WordVectors`);
-task models (`ImageClassifier`, `TextClassifier`, `MultiTaskClassifier`)
-put a head, or one per task, on them;
-`fit_head` and `fine_tune` train them, `self_train` with unlabelled data too; `export` writes a SavedModel that
-serves raw inputs. `presets()` lists the named sources. A user's own Keras
-models are reused with `transfer_weights` and `clone_structure`.
+task models (`ImageClassifier`, `TextClassifier`, `MultiTaskClassifier`,
+all a `Task`) put a head, or one per task, on them;
+`fit_head`, `fit_stage` and `fine_tune` train them, `self_train` with
+unlabelled data too; `export` writes a SavedModel that serves raw inputs,
+`load_model` reads a saved `.keras` file back. `presets()` lists the named
+sources, `rank_sources` scores candidates on your data before any training.
+A user's own Keras models are reused with `transfer_weights` and
+`clone_structure`.
 
-Documented subpackages: `tfxfer.data` (datasets, pipelines),
+Documented subpackages: `tfxfer.data` (datasets, splits, pipelines),
 `tfxfer.methods` (methods of the literature), `tfxfer.transfer`
 (fine-tuning primitives, per-group optimizers), `tfxfer.distribute`
-(strategies, precision), `tfxfer.plots`.
+(strategies, precision), `tfxfer.sources` (the source layers),
+`tfxfer.plots`, `tfxfer.log`.
+
+The names load on first use (TensorFlow with them), so `import tfxfer`
+and the `tfxfer` command's `--help` are instant; the first name used
+imports them all, which also registers every tfxfer layer for loading
+`.keras` files (`tfxfer.load_model` does it for you).
 """
 
-from tfxfer import data, distribute, methods, plots, transfer
-from tfxfer.exporting import export, export_hub_module
-from tfxfer.recipes import evaluate_model
-from tfxfer.sources import HubFeatures, ImageBackbone, KerasHubFeatures, WordVectors, text_encoder
-from tfxfer.sources.registry import Preset, get_preset, preset_path, presets
-from tfxfer.tasks import ImageClassifier, MultiTaskClassifier, TextClassifier
-from tfxfer.transfer import clone_structure, fine_tune, fit_head, self_train, transfer_weights
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "HubFeatures",
-    "ImageBackbone",
-    "ImageClassifier",
-    "KerasHubFeatures",
-    "MultiTaskClassifier",
-    "Preset",
-    "TextClassifier",
-    "WordVectors",
-    "clone_structure",
-    "data",
-    "distribute",
-    "evaluate_model",
-    "export",
-    "export_hub_module",
-    "fine_tune",
-    "fit_head",
-    "get_preset",
-    "methods",
-    "plots",
-    "preset_path",
-    "presets",
-    "self_train",
-    "text_encoder",
-    "transfer",
-    "transfer_weights",
-]
+# name -> the module that defines it (a subpackage: the module itself).
+_PUBLIC = {
+    "HubFeatures": "tfxfer.sources",
+    "ImageBackbone": "tfxfer.sources",
+    "KerasHubFeatures": "tfxfer.sources",
+    "WordVectors": "tfxfer.sources",
+    "text_encoder": "tfxfer.sources",
+    "Preset": "tfxfer.sources.registry",
+    "get_preset": "tfxfer.sources.registry",
+    "preset_path": "tfxfer.sources.registry",
+    "presets": "tfxfer.sources.registry",
+    "ImageClassifier": "tfxfer.tasks",
+    "MultiTaskClassifier": "tfxfer.tasks",
+    "Task": "tfxfer.tasks",
+    "TextClassifier": "tfxfer.tasks",
+    "clone_structure": "tfxfer.transfer",
+    "fine_tune": "tfxfer.transfer",
+    "fit_head": "tfxfer.transfer",
+    "fit_stage": "tfxfer.transfer",
+    "self_train": "tfxfer.transfer",
+    "transfer_weights": "tfxfer.transfer",
+    "rank_sources": "tfxfer.methods",
+    "export": "tfxfer.exporting",
+    "export_hub_module": "tfxfer.exporting",
+    "evaluate_model": "tfxfer.evaluation",
+    "load_model": "tfxfer.evaluation",
+}
+_SUBPACKAGES = ("data", "distribute", "log", "methods", "plots", "sources", "transfer")
+
+__all__ = sorted([*_PUBLIC, *_SUBPACKAGES])
+
+
+def _load_all():
+    """Imports every public name at once: each registers its Keras classes."""
+    for module in {*_PUBLIC.values(), *(f"tfxfer.{name}" for name in _SUBPACKAGES)}:
+        importlib.import_module(module)
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        _load_all()
+        return importlib.import_module(f"tfxfer.{name}")
+    if name in _PUBLIC:
+        _load_all()
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfxfer' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -8,16 +8,20 @@
     tfxfer sources                                presets, and what is cached here
 
 `tfxfer COMMAND --help` lists each command's options.
+
+`tfxfer --help`, `--version` and option errors answer before TensorFlow
+loads (the work each command does is imported when it runs), and
+TensorFlow's C++ start-up lines are hidden unless `TFXFER_VERBOSE=1`.
 """
 
-import json
+import os
 import sys
 
 import click
-import numpy as np
 
-STRATEGY_CHOICES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISION_CHOICES = ("float32", "mixed_float16", "mixed_bfloat16")
+from tfxfer.choices import PRECISIONS, STRATEGIES, TEXT_ENCODERS
+from tfxfer.fit_config import FitConfig
+from tfxfer.settings import show_tensorflow_logs
 
 
 def one_line_error(error):
@@ -36,6 +40,33 @@ def one_line_error(error):
     if isinstance(error, ValueError | OSError | FloatingPointError):
         return " ".join(str(error).split()) or type(error).__name__
     return None
+
+
+def start_tensorflow_quietly():
+    """Imports TensorFlow and starts its devices with its C++ start-up lines
+    (CUDA probes, oneDNN notice, absl's preamble) sent nowhere; errors still
+    raise. `TFXFER_VERBOSE=1` shows them."""
+    if "tensorflow" in sys.modules or show_tensorflow_logs():
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)  # the C++ side writes to the descriptor, not to sys.stderr
+    try:
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()  # the device probes log here too
+    finally:
+        os.dup2(saved, 2)
+        os.close(null)
+        os.close(saved)
+
+
+def _recipes():
+    """The work behind the commands, with TensorFlow started quietly."""
+    start_tensorflow_quietly()
+    from tfxfer import recipes
+
+    return recipes
 
 
 class _Commands(click.Group):
@@ -60,7 +91,7 @@ def main():
 
 
 @main.command()
-@click.option("--seeds", default=5, show_default=True, help="Seeds to average over.")
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Seeds to average over.")
 @click.option("--budgets", default="5,10", show_default=True, help="Labels per class, comma-separated.")
 @click.option("--epochs", default=30, show_default=True, help="Epochs per image stage.")
 @click.option("--text-epochs", default=90, show_default=True, help="Epochs of the text head.")
@@ -74,6 +105,7 @@ def main():
 )
 def demo(seeds, budgets, epochs, text_epochs, plots_dir):
     """Transfer the embedded sources to digits 5-9 and to two newsgroups (offline)."""
+    _recipes()
     from tfxfer import demo as main_job
 
     budgets = tuple(int(b) for b in budgets.split(","))
@@ -164,17 +196,17 @@ def _training_options(command):
             "strategy_name",
             default="auto",
             show_default=True,
-            type=click.Choice(STRATEGY_CHOICES),
+            type=click.Choice(STRATEGIES),
             help="tf.distribute strategy (auto: from the machine).",
         ),
-        _shown("--precision", "float32", type=click.Choice(PRECISION_CHOICES)),
+        _shown("--precision", "float32", type=click.Choice(PRECISIONS)),
         click.option(
             "--export/--no-export",
             default=True,
             show_default=True,
             help="Write a SavedModel serving raw inputs to RUN_DIR/export.",
         ),
-        _shown("--seed", 0),
+        _shown("--seed", 0, type=click.IntRange(0, 2**32 - 1)),
         click.option(
             "--overwrite",
             is_flag=True,
@@ -198,7 +230,10 @@ def fit():
     "--data", "cifar10", help="cifar10, digits, or a path: CIFAR-10 archive/folder/.npz, or a folder of class folders."
 )
 @_shown(
-    "--input-size", 96, type=click.IntRange(min=32), help="Side the images are resized to (Keras Applications presets)."
+    "--input-size",
+    96,
+    type=click.IntRange(32, 4096),
+    help="Side the images are resized to (Keras Applications presets; image folders are read at this size).",
 )
 @click.option(
     "--weights",
@@ -209,35 +244,9 @@ def fit():
     "--augment/--no-augment", default=None, help="Flip + pad/crop while fine-tuning [default: on, off for digits]."
 )
 @_training_options
-def fit_image(source, data, input_size, weights, augment, **options):
+def fit_image(**options):
     """Fit an image classifier, e.g. MobileNetV2 (ImageNet) on CIFAR-10."""
-    from tfxfer import recipes
-    from tfxfer.data import datasets
-    from tfxfer.data.pipelines import image_dataset
-
-    def load(path):
-        return datasets.load_image_data(path, image_size=(input_size, input_size), seed=options["seed"])
-
-    loaded = load(data)
-    augment = data != "digits" if augment is None else augment
-
-    def build(num_classes, unlabelled):
-        return recipes.image_model(source, num_classes, input_size=input_size, weights=weights)
-
-    def train(x, y):
-        return image_dataset(
-            x, y, batch_size=options["batch_size"], shuffle=True, augment=augment, seed=options["seed"]
-        )
-
-    _fit(
-        "image",
-        {"source": source, "data": data, "input_size": input_size, "weights": weights, "augment": augment},
-        loaded,
-        build,
-        train,
-        load,
-        **options,
-    )
+    _fit("image", options)
 
 
 @fit.command("text")
@@ -252,173 +261,47 @@ def fit_image(source, data, input_size, weights, augment, **options):
     help="20news, mini_newsgroup (offline sample), or a path: the 20 Newsgroups archive or its folders.",
 )
 @_shown("--remove", "headers,footers,quotes", help="Parts of each post to strip, comma-separated ('' keeps all).")
-@_shown(
+@click.option(
     "--text-encoder",
-    "hybrid",
-    type=click.Choice(("hybrid", "vectors", "rnn")),  # TextClassifier.TEXT_ENCODERS, without importing TF
-    help="Word-vector sources: hybrid (TF-IDF of 1-2 grams beside the pooled vectors), vectors (pooled only) "
-    "or rnn (a bidirectional GRU over the token vectors).",
+    type=click.Choice(TEXT_ENCODERS),
+    help="Word-vector sources only: hybrid (TF-IDF of 1-2 grams beside the pooled vectors), vectors (pooled only) "
+    "or rnn (a bidirectional GRU over the token vectors)  [default: hybrid].",
 )
 @_training_options
-def fit_text(source, data, remove, text_encoder, **options):
+def fit_text(remove, **options):
     """Fit a text classifier, e.g. word vectors on 20 Newsgroups."""
-    from tfxfer import recipes
-    from tfxfer.data import datasets
-
-    remove = tuple(part for part in remove.split(",") if part)
-
-    def load(path):
-        return datasets.load_text_data(path, remove=remove, seed=options["seed"])
-
-    loaded = load(data)
-
-    def build(num_classes, unlabelled):
-        # The vocabulary comes from all training text: unlabelled text is cheap.
-        texts = loaded.x_train if unlabelled is None else np.concatenate([loaded.x_train, unlabelled])
-        return recipes.text_model(source, texts, num_classes, encoder=text_encoder, seed=options["seed"])
-
-    settings = {"source": source, "data": data, "remove": list(remove), "text_encoder": text_encoder}
-    _fit("text", settings, loaded, build, None, load, **options)
+    _fit("text", {**options, "remove": tuple(part for part in remove.split(",") if part)})
 
 
-def _fit(
-    kind,
-    settings,
-    data,
-    build,
-    train,
-    load,
-    *,
-    run_dir,
-    head_epochs,
-    epochs,
-    unfreeze,
-    learning_rate,
-    batch_size,
-    labels_per_class,
-    unlabelled,
-    strategy_name,
-    precision,
-    export,
-    seed,
-    overwrite,
-    quiet,
-):
-    from tfxfer.run_folder import RunFolder
-
-    data = data.limited(labels_per_class, seed)
-    x_unlabelled = _unlabelled(unlabelled, data, load)
-    run = RunFolder(run_dir)
-    config = {
-        "command": f"fit {kind}",
-        **settings,
-        "head_epochs": head_epochs,
-        "epochs": epochs,
-        "unfreeze": unfreeze,
-        "learning_rate": learning_rate,
-        "batch_size": batch_size,
-        "labels_per_class": labels_per_class,
-        "unlabelled": unlabelled,
-        "strategy": strategy_name,
-        "precision": precision,
-        "seed": seed,
-        "class_names": data.class_names,
-        "export": export,
-    }
-    with run.lock():  # one process per folder; its errors reach the one-line mapping in `main`
-        run.start(config, overwrite)
-        if export:
-            run.check_export_free()
-        _train(kind, run, data, build, train, x_unlabelled, config, quiet)
-
-
-def _train(kind, run, data, build, train, x_unlabelled, config, quiet):
-    import keras
-
-    from tfxfer import distribute, recipes
-
-    seed = config["seed"]
-    distribute.set_precision(config["precision"])
-    strategy = distribute.strategy(config["strategy"])
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        model = build(len(data.class_names), x_unlabelled)
-    unlabelled_count = "" if x_unlabelled is None else f", {len(x_unlabelled)} unlabelled"
-    click.echo(
-        f"{kind}: {len(data.x_train)} training, {len(data.x_test)} test examples{unlabelled_count}, "
-        f"{len(data.class_names)} classes; {strategy.num_replicas_in_sync} replica(s); run folder {run.path}"
-    )
-    results = recipes.train_and_report(
-        model,
-        data,
-        run,
-        head_epochs=config["head_epochs"],
-        epochs=config["epochs"],
-        unfreeze=config["unfreeze"],
-        batch_size=config["batch_size"],
-        learning_rate=config["learning_rate"],
-        train=train,
-        unlabelled=x_unlabelled,
-        export=config["export"],
-        seed=seed,
-        verbose=0 if quiet else "auto",
-    )
+def _fit(kind, options):
+    recipes = _recipes()
+    run_dir, overwrite = options.pop("run_dir"), options.pop("overwrite")
+    options["strategy"] = options.pop("strategy_name")
+    config = FitConfig(kind=kind, **options)
+    results = recipes.fit(config, run_dir, overwrite=overwrite)
     click.echo(
         f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) on "
-        f"{results['test_examples']} examples; wrote {run.path}"
+        f"{results['test_examples']} examples; wrote {os.path.abspath(run_dir)}"
     )
 
 
-def _unlabelled(choice, data, load):
-    """The unlabelled inputs `--unlabelled` names (None for none)."""
-    if choice in ("auto", "rest"):
-        if choice == "rest" and data.x_unlabelled is None:
-            raise click.ClickException(
-                "--unlabelled rest takes the examples --labels-per-class dropped, and it dropped none: "
-                "pass --labels-per-class N, or --unlabelled PATH."
-            )
-        return data.x_unlabelled
-    if choice == "none":
-        return None
-    return load(choice).x_train
-
-
-@main.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--data", help="Data to test on (default: the run's own test split).")
-@click.option(
+_SAFE_MODE = click.option(
     "--safe-mode/--no-safe-mode",
     default=True,
     show_default=True,
     help="Load model.keras in Keras' safe mode; models holding a SavedModel module need --no-safe-mode.",
 )
+_RUN_DIR = click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+
+
+@main.command()
+@_RUN_DIR
+@click.option("--data", help="Data to test on (default: the run's own test split).")
+@_SAFE_MODE
 def evaluate(run_dir, data, safe_mode):
     """Test figures and confusion matrix of a finished run (RUN_DIR/evaluation.json)."""
-    from tfxfer import plots, recipes
-    from tfxfer.data import datasets
-    from tfxfer.run_folder import RunFolder
-
-    run = RunFolder(run_dir)
-    config = run.read_config()
-    model = recipes.load_run_model(run, safe_mode=safe_mode)
-    name = data or config["data"]
-    if config["command"] == "fit image":
-        size = config["input_size"]
-        loaded = datasets.load_image_data(name, image_size=(size, size), seed=config["seed"])
-    else:
-        loaded = datasets.load_text_data(name, remove=tuple(config["remove"]), seed=config["seed"])
-    if "class_names" in config and list(loaded.class_names) != list(config["class_names"]):
-        raise click.ClickException(
-            f"{name} has the classes {loaded.class_names}, but the run was trained on {config['class_names']}: "
-            "its predictions would be scored against other labels. Pass data with the run's classes, in its order."
-        )
-    results = recipes.evaluate_model(model, loaded)
-    predictions = results.pop("predictions")
-    plots.confusion_matrix(
-        loaded.y_test, predictions, loaded.class_names, run.file("plots", "evaluation_confusion.png"), title=str(name)
-    )
-    with open(run.file("evaluation.json"), "w") as file:
-        json.dump({"data": name, **results}, file, indent=2)
+    recipes = _recipes()
+    results, name = recipes.evaluate_run(run_dir, data, safe_mode=safe_mode)
     click.echo(
         f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) "
         f"on {results['test_examples']} examples of {name}"
@@ -426,25 +309,13 @@ def evaluate(run_dir, data, safe_mode):
 
 
 @main.command("export")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@_RUN_DIR
 @click.argument("out", type=click.Path())
-@click.option(
-    "--safe-mode/--no-safe-mode",
-    default=True,
-    show_default=True,
-    help="Load model.keras in Keras' safe mode; models holding a SavedModel module need --no-safe-mode.",
-)
+@_SAFE_MODE
 def export_command(run_dir, out, safe_mode):
     """Write RUN_DIR's model to OUT as a SavedModel serving raw images or strings."""
-    from tfxfer import recipes
-    from tfxfer.exporting import export
-    from tfxfer.run_folder import RunFolder
-
-    model = recipes.load_run_model(RunFolder(run_dir), safe_mode=safe_mode)
-    try:
-        path = export(model, out)
-    except FileExistsError as error:
-        raise click.ClickException(str(error)) from error
+    recipes = _recipes()
+    path = recipes.export_run(run_dir, out, safe_mode=safe_mode)
     click.echo(f"exported to {path}: `serve` takes a batch of raw inputs, returns class probabilities")
 
 
@@ -459,40 +330,24 @@ def export_command(run_dir, out, safe_mode):
     "--candidates",
     help="Comma-separated sources to rank [default: the image presets with weights on this machine].",
 )
-@_shown("--input-size", 96, type=click.IntRange(min=32), help="Side the images are resized to, for --rank.")
+@_shown("--input-size", 96, type=click.IntRange(32, 4096), help="Side the images are resized to, for --rank.")
 @_shown("--examples", 1000, type=click.IntRange(min=20), help="Training images scored, for --rank.")
 def sources(rank_data, candidates, input_size, examples):
     """The preset sources, and which are on this machine; with --rank, how well each suits your data."""
-    from tfxfer.sources.kerashub import preset_rows
-    from tfxfer.sources.registry import hub_cache_modules, presets
-
+    recipes = _recipes()
     if rank_data:
-        _rank(rank_data, candidates, input_size, examples)
+        names = [name for name in (candidates or "").split(",") if name] or recipes.rankable_image_presets()
+        config = FitConfig(kind="image", source=names[0], data=rank_data, input_size=input_size)
+        rows = recipes.rank_image_sources(names, recipes.recipe_for(config).load(), input_size, examples)
+        click.echo(f"{'source':24} {'LogME':>8} {'H-score':>8} {'LEEP':>8} {'NCE':>8}   (higher is better)")
+        for row in rows:
+            scores = f"{row['logme']:8.4f} {row['h_score']:8.3f} {row['leep']:8.4f} {row['nce']:8.4f}"
+            click.echo(f"{row['source']:24} {scores}")
         return
-    for preset in presets():
-        aliases = f" (alias {', '.join(preset.aliases)})" if preset.aliases else ""
-        click.echo(f"{preset.name:24} {preset.kind:5}  {preset.description}{aliases}")
-        click.echo(f"{'':24} {'':5}  {preset.location}")
-    for name, folder in hub_cache_modules():
-        click.echo(f"{'tfhub: ' + name:24} {'':5}  cached: {folder}")
-    for name, kind, description, location in preset_rows():
-        click.echo(f"{'kerashub: ' + name:24} {kind:5}  {description}")
-        click.echo(f"{'':24} {'':5}  {location}")
-
-
-def _rank(data, candidates, input_size, examples):
-    from tfxfer import recipes
-    from tfxfer.data import datasets
-    from tfxfer.sources.registry import presets
-
-    names = [name for name in (candidates or "").split(",") if name] or [
-        preset.name for preset in presets("image") if preset.available_offline and preset.weights != "random"
-    ]
-    loaded = datasets.load_image_data(data, image_size=(input_size, input_size))
-    rows = recipes.rank_image_sources(names, loaded, input_size, examples)
-    click.echo(f"{'source':24} {'LogME':>8} {'H-score':>8} {'LEEP':>8} {'NCE':>8}   (higher is better)")
-    for row in rows:
-        click.echo(f"{row['source']:24} {row['logme']:8.4f} {row['h_score']:8.3f} {row['leep']:8.4f} {row['nce']:8.4f}")
+    for name, kind, description, location in recipes.source_rows():
+        click.echo(f"{name:24} {kind:5}  {description}")
+        if location:
+            click.echo(f"{'':24} {'':5}  {location}")
 
 
 if __name__ == "__main__":

@@ -25,21 +25,12 @@ import numpy as np
 import tqdm
 
 from tfxfer.data.datasets import digit_images
+from tfxfer.data.splits import few_label_split
 from tfxfer.sources.embedded import embedded_source_path, feature_extractor
 
 TARGET_CLASSES = (5, 6, 7, 8, 9)
 STRATEGIES = ("from scratch", "feature extraction", "fine-tuning", "self-training")
 TEXT_STRATEGIES = ("from scratch", "transferred vectors", "vectors fine-tuned", "self-training")
-
-
-def few_label_split(labels, per_class, seed):
-    """Indices of `per_class` training examples per class, and of the rest."""
-    rng = np.random.default_rng(seed)
-    train = np.concatenate(
-        [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in np.unique(labels)]
-    )
-    test = np.setdiff1d(np.arange(len(labels)), train)
-    return rng.permutation(train), test
 
 
 def _classifier(body, num_classes):
@@ -130,7 +121,7 @@ def score_text_strategies(vectors, pool, train, test, seed, epochs):
     import keras
 
     from tfxfer.tasks.text_classifier import TextClassifier
-    from tfxfer.transfer.fine_tuning import fine_tune
+    from tfxfer.transfer import fine_tune
     from tfxfer.transfer.self_training import self_train
 
     (x_train, y_train), (x_test, y_test) = train, test
@@ -174,8 +165,8 @@ def score_text_strategies(vectors, pool, train, test, seed, epochs):
 def run_text(budgets=(5, 10), seeds=(0, 1, 2, 3, 4), epochs=90, progress=True):
     """Like `run`, for the text transfer: `{(strategy, per_class): [accuracy]}`."""
     from tfxfer.data.newsgroups import load_mini_newsgroup, strip_posts
+    from tfxfer.data.texts import as_text_array
     from tfxfer.sources.embedded_vectors import embedded_vectors_path
-    from tfxfer.sources.text_encoding import as_text_array
     from tfxfer.sources.word_vectors import WordVectors
 
     sample = load_mini_newsgroup()

@@ -20,15 +20,14 @@ Goyal et al., 2017) and keep `fine_tune`'s warm-up, which is what makes
 the larger rate safe; `scaled_learning_rate` does the arithmetic.
 """
 
-import os
 import warnings
 
 import tensorflow as tf
 
 from tfxfer._compat import LocalBatchBuild
-
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+from tfxfer.choices import PRECISIONS, STRATEGIES
+from tfxfer.settings import tf_config, tpu_attached
+from tfxfer.validation import check_choice
 
 __all__ = [
     "PRECISIONS",
@@ -45,7 +44,7 @@ __all__ = [
 
 def _cluster():
     """TF_CONFIG as TensorFlow reads it: (jobs -> addresses, task type, task id); empty when unset."""
-    if not os.environ.get("TF_CONFIG", "").strip():
+    if tf_config() is None:  # parsed here first: a broken value is named, not TensorFlow's JSON error
         return {}, None, None
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     return resolver.cluster_spec().as_dict(), resolver.task_type, resolver.task_id
@@ -70,7 +69,7 @@ def resolve_name(name="auto"):
     """The strategy name `"auto"` stands for on this machine."""
     if name != "auto":
         return name
-    if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+    if tpu_attached():
         return "tpu"
     if _workers_in_tf_config() > 1:
         return "multi_worker"
@@ -91,13 +90,12 @@ def strategy(name="auto", devices=None):
         devices: device names for `"mirrored"` (e.g. `["/cpu:0", "/cpu:1"]`)
             or the one device for `"one_device"`; all GPUs (or the CPU) by default.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"name must be one of {STRATEGIES}. Received: name={name!r}")
+    check_choice("name", name, STRATEGIES)
     name = resolve_name(name)
     if name == "tpu":
         resolver = _tpu_resolver()
         if resolver is None:
-            raise RuntimeError("No TPU could be reached: set TPU_NAME, or use strategy('auto') on this machine.")
+            raise ValueError("No TPU could be reached: set TPU_NAME, or use strategy('auto') on this machine.")
         return tf.distribute.TPUStrategy(resolver)
     if name == "multi_worker":
         if _workers_in_tf_config() < 1:
@@ -186,8 +184,7 @@ def set_precision(precision="float32", jit_compile=None, strategy=None):
     """
     import keras
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
+    check_choice("precision", precision, PRECISIONS)
     if precision == "mixed_float16" and not tf.config.list_logical_devices("GPU"):
         warnings.warn("mixed_float16 without a GPU runs slowly on CPU; use mixed_bfloat16 there.", stacklevel=2)
     if (

@@ -1,30 +1,328 @@
-"""End-to-end runs behind the `tfxfer` command: data by name or path, a
-source by name, handle or path, the head trained on cached features, then
-`fine_tune`, evaluation, plots and export, all into a `RunFolder`.
+"""The runs behind the `tfxfer` command: a `FitConfig` in, a run folder out.
 
-The same functions serve scripts and notebooks.
+A recipe (`ImageRecipe`, `TextRecipe`; `recipe_for(config)`) knows one
+kind's data, model and training pipeline, so `tfxfer fit`, `tfxfer
+evaluate`, notebooks and scripts load, build and train the same way.
+`fit(config, run_dir)` is what `tfxfer fit` runs: the head on cached
+features, then `fine_tune`, then `self_train` with unlabelled data; test
+figures, plots, `.keras` file and export, all into a `RunFolder`.
 """
 
+import dataclasses
 import os
 import time
 
 import numpy as np
 
+from tfxfer.fit_config import FitConfig
+from tfxfer.log import logger, say
+from tfxfer.run_folder import RunFolder
 
-def image_model(source, num_classes, input_size=None, weights=None, dropout=0.2):
-    """An `ImageClassifier` on `source`: a preset (`tfxfer.presets("image")`),
-    a TF-Hub handle, or a SavedModel folder; `input_size` and `weights` (a
-    local `.h5`) apply to Keras Applications presets."""
-    from tfxfer.tasks.image_classifier import ImageClassifier
 
-    return ImageClassifier.from_preset(source, num_classes, dropout=dropout, input_size=input_size, weights=weights)
+class Recipe:
+    """How one kind of task is loaded, built and trained."""
+
+    kind = None
+
+    def __init__(self, config):
+        self.config = config
+
+    def checked(self):
+        """This recipe with the options resolved for its source (defaults
+        that depend on it filled in); options that do not apply to the
+        source are refused, before any work."""
+        return self
+
+    def load(self, data=None):
+        """`data` (by default the run's own) as a `tfxfer.data.Data`."""
+        raise NotImplementedError
+
+    def build(self, data, unlabelled=None):
+        """The task model for `data`'s classes."""
+        raise NotImplementedError
+
+    def training_data(self, x, y):
+        """A `tf.data` pipeline for fine-tuning, or None to fine-tune on the arrays."""
+        return None
+
+
+class ImageRecipe(Recipe):
+    kind = "image"
+
+    def checked(self):
+        from tfxfer.sources.resolve import resolve
+
+        resolve(self.config.source, "image")  # an unknown source is refused before the data is read
+        augment = self.config.data != "digits" if self.config.augment is None else self.config.augment
+        return ImageRecipe(dataclasses.replace(self.config, augment=augment))
+
+    def load(self, data=None):
+        from tfxfer.data.datasets import load_image_data
+
+        size = self.config.input_size
+        return load_image_data(data or self.config.data, image_size=(size, size), seed=self.config.seed)
+
+    def build(self, data, unlabelled=None):
+        from tfxfer.tasks import ImageClassifier
+
+        config = self.config
+        return ImageClassifier.from_preset(
+            config.source, len(data.class_names), input_size=config.input_size, weights=config.weights
+        )
+
+    def training_data(self, x, y):
+        from tfxfer.data.pipelines import image_dataset
+
+        config = self.config
+        return image_dataset(x, y, batch_size=config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
+
+
+class TextRecipe(Recipe):
+    kind = "text"
+
+    def checked(self):
+        from tfxfer.sources.resolve import resolve
+
+        config = self.config
+        form = resolve(config.source, "text").form
+        if form != "vectors":
+            if config.text_encoder is not None:
+                raise ValueError(
+                    f"--text-encoder applies to word-vector sources; {config.source!r} is a "
+                    f"{'KerasHub preset' if form == 'kerashub' else 'TF-Hub text module'} with its own encoder: "
+                    "drop --text-encoder."
+                )
+            return self
+        return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or "hybrid"))
+
+    def load(self, data=None):
+        from tfxfer.data.datasets import load_text_data
+
+        return load_text_data(data or self.config.data, remove=self.config.remove, seed=self.config.seed)
+
+    def build(self, data, unlabelled=None):
+        from tfxfer.tasks import TextClassifier
+
+        config = self.config
+        # The vocabulary comes from all training text: unlabelled text is cheap.
+        texts = data.x_train if unlabelled is None else np.concatenate([data.x_train, unlabelled])
+        options = {"encoder": config.text_encoder} if config.text_encoder else {}
+        return TextClassifier.from_preset(
+            config.source, len(data.class_names), texts=texts, seed=config.seed, **options
+        )
+
+
+def recipe_for(config):
+    """The recipe of `config`'s kind."""
+    return {"image": ImageRecipe, "text": TextRecipe}[config.kind](config)
+
+
+def fit(config, run_dir, overwrite=False):
+    """What `tfxfer fit` runs: `config`'s data and source trained into the
+    run folder `run_dir` (resumed when it holds the same run; another run's
+    folder is refused unless `overwrite`). Returns the test figures."""
+    recipe = recipe_for(_with_absolute_paths(config)).checked()
+    config = recipe.config
+    data = recipe.load().limited(config.labels_per_class, config.seed)
+    unlabelled = _unlabelled(recipe, data)
+    run = RunFolder(run_dir)
+    with run.lock():  # one process per folder
+        run.start(config.record(data.class_names), overwrite)
+        if config.export:
+            run.check_export_free()
+        return _train(recipe, run, data, unlabelled)
+
+
+def _with_absolute_paths(config):
+    """`config` with its local data paths made absolute, so that the run
+    folder names the same files wherever `evaluate` runs later."""
+    paths = {}
+    for name in ("data", "unlabelled", "weights"):
+        value = getattr(config, name)
+        if isinstance(value, str) and os.path.exists(os.path.expanduser(value)):
+            paths[name] = os.path.abspath(os.path.expanduser(value))
+    return dataclasses.replace(config, **paths)
+
+
+def _unlabelled(recipe, data):
+    """The unlabelled inputs `--unlabelled` names (None for none)."""
+    choice = recipe.config.unlabelled
+    if choice in ("auto", "rest"):
+        if choice == "rest" and data.x_unlabelled is None:
+            raise ValueError(
+                "--unlabelled rest takes the examples --labels-per-class dropped, and it dropped none: "
+                "pass --labels-per-class N, or --unlabelled PATH."
+            )
+        return data.x_unlabelled
+    if choice == "none":
+        return None
+    try:
+        return recipe.load(choice).x_train
+    except (ValueError, OSError) as error:
+        raise type(error)(f"--unlabelled {choice}: {error}") from error
+
+
+def _train(recipe, run, data, unlabelled):
+    import keras
+
+    from tfxfer import distribute
+
+    config = recipe.config
+    distribute.set_precision(config.precision)
+    strategy = distribute.strategy(config.strategy)
+    keras.utils.set_random_seed(config.seed)  # the run's one global seed, set by the application
+    with strategy.scope():
+        model = recipe.build(data, unlabelled)
+    extra = "" if unlabelled is None else f", {len(unlabelled)} unlabelled"
+    logger.info(
+        f"{config.kind}: {len(data.x_train)} training, {len(data.x_test)} test examples{extra}, "
+        f"{len(data.class_names)} classes; {strategy.num_replicas_in_sync} replica(s); run folder {run.path}"
+    )
+    return train_and_report(model, data, run, config, train=recipe.training_data, unlabelled=unlabelled)
+
+
+def train_and_report(model, data, run, config, *, train=None, unlabelled=None, validation_fraction=0.1):
+    """Head on cached features, then `fine_tune`, then `self_train` on
+    `unlabelled`; test metrics, plots, `.keras` file and export into `run`
+    (a `RunFolder`), as `config` (a `FitConfig`) asks. Rerunning resumes
+    from `run.checkpoints`.
+
+    Args:
+        train: a function `(x, y) -> tf.data.Dataset` for fine-tuning (e.g.
+            augmented images); by default the training arrays.
+        unlabelled: inputs without labels: the head is then self-trained
+            last, on the features of the source fine-tuned on the labelled
+            examples (CIFAR-10, 25 labels per class: 71.2 % test accuracy,
+            against 63.4 % when fine-tuning followed on the frozen source's
+            pseudo-labels, in a quarter of the time), or of the frozen
+            source where nothing is fine-tuned.
+
+    Returns:
+        dict of the test figures (and `self_training`: its rounds).
+    """
+    from tfxfer.evaluation import evaluate_model
+    from tfxfer.transfer import fine_tune, fit_head, self_train
+    from tfxfer.transfer.contract import contract
+
+    verbose = 0 if config.quiet else "auto"
+    (x_train, y_train), validation = data.held_out(validation_fraction, config.seed)
+    started, histories, results = time.perf_counter(), {"head": None, "fine_tune": None}, {}
+    epochs = _fine_tuning_epochs(model, config.epochs, verbose)
+    self_trains = bool(config.head_epochs) and unlabelled is not None and len(unlabelled) > 0
+    common = {"validation_data": validation, "verbose": verbose}
+    if config.head_epochs and (epochs or not self_trains):  # a head for fine-tuning to start from
+        histories["head"] = fit_head(
+            model,
+            x_train,
+            y_train,
+            epochs=config.head_epochs,
+            callbacks=[run.tensorboard("head")],
+            progress=bool(verbose),
+            solver="auto",
+            refit=not epochs,
+            batch_size=config.batch_size,
+            **common,
+        )  # fmt: skip  (a solved head with no fine-tuning after it may learn from the validation split too)
+    if epochs:
+        dataset = train(x_train, y_train) if train else None  # a pipeline (augmented images), or the arrays
+        fit_data = (dataset, None) if dataset is not None else (x_train, y_train)
+        histories["fine_tune"] = fine_tune(
+            model, *fit_data, epochs=epochs, warmup_epochs=0, unfreeze=config.unfreeze,
+            learning_rate=config.learning_rate, checkpoint_dir=run.checkpoints,
+            callbacks=[run.tensorboard("fine_tune")], batch_size=None if dataset is not None else config.batch_size,
+            **common,
+        )["fine_tune"]  # fmt: skip
+    if self_trains:
+        result = self_train(
+            model, x_train, y_train, unlabelled, validation, batch_size=config.batch_size, seed=config.seed,
+            progress=bool(verbose), verbose=verbose,
+        )  # fmt: skip
+        results["self_training"] = {"best_round": result.best_round, "rounds": result.history}
+    contract(model).ensure_compiled()
+    results = {**evaluate_model(model, data, config.batch_size), **results}
+    results["train_seconds"] = round(time.perf_counter() - started, 1)
+    _write_run(run, model, data, histories, results, config.export)
+    return results
+
+
+def _fine_tuning_epochs(model, epochs, verbose):
+    """`epochs`, except `"auto"` for a model that does not fine-tune by default (the hybrid text encoder)."""
+    if epochs == "auto" and not model.fine_tunes_by_default:
+        say(
+            verbose,
+            f"fine-tuning skipped: {type(model).__name__}.fine_tunes_by_default is False for this source "
+            "(pass --epochs N to fine-tune anyway)",
+        )
+        return 0
+    return epochs
+
+
+def _write_run(run, model, data, histories, results, export):
+    """Metrics, plots, the `.keras` file and the export (the predictions
+    leave `results` for the plots)."""
+    from tfxfer.exporting import export as export_model
+    from tfxfer.files import write_atomically
+
+    predictions = np.asarray(results.pop("predictions"))
+    run.write_metrics(histories, results)
+    run.write_plots(histories, data.y_test, predictions, data.class_names, title="test")
+    write_atomically(run.model, model.save)
+    if export:
+        run.replace_export(lambda folder: export_model(model, folder))
+
+
+def load_run(run_dir, safe_mode=True):
+    """`(recipe, model)` of a finished run: its settings from `config.json`
+    and its `model.keras` (in Keras' safe mode unless told otherwise)."""
+    from tfxfer.evaluation import load_model
+
+    run = RunFolder(run_dir)
+    config = FitConfig.from_record(run.read_config())
+    if not os.path.isfile(run.model):
+        raise FileNotFoundError(f"No model.keras in '{run.path}': did `tfxfer fit` finish there?")
+    return recipe_for(config), load_model(run.model, safe_mode=safe_mode), run
+
+
+def evaluate_run(run_dir, data=None, safe_mode=True):
+    """What `tfxfer evaluate` runs: a finished run's test figures on `data`
+    (by default its own test split), written to `evaluation.json` with a
+    confusion plot. Returns `(results, data name)`."""
+    from tfxfer import plots
+    from tfxfer.evaluation import evaluate_model
+    from tfxfer.files import write_json
+
+    recipe, model, run = load_run(run_dir, safe_mode)
+    name = data or recipe.config.data
+    loaded = recipe.load(name)
+    trained_on = run.read_config().get("class_names")
+    if trained_on is not None and list(loaded.class_names) != list(trained_on):
+        raise ValueError(
+            f"{name} has the classes {loaded.class_names}, but the run was trained on {trained_on}: "
+            "its predictions would be scored against other labels. Pass data with the run's classes, in its order."
+        )
+    results = evaluate_model(model, loaded)
+    predictions = results.pop("predictions")
+    plots.confusion_matrix(
+        loaded.y_test, predictions, loaded.class_names, run.file("plots", "evaluation_confusion.png"), title=str(name)
+    )
+    write_json(run.file("evaluation.json"), {"data": name, **results})
+    return results, name
+
+
+def export_run(run_dir, out, safe_mode=True):
+    """What `tfxfer export` runs: a finished run's model as a SavedModel at `out`."""
+    from tfxfer.exporting import export
+
+    _, model, _ = load_run(run_dir, safe_mode)
+    return export(model, out)
 
 
 def rank_image_sources(names, data, input_size=None, examples=1000, seed=0):
     """`rank_sources` of the image sources `names` on `data`'s training
     images (a stratified `examples` of them): the rows, best LogME first."""
-    from tfxfer.data.datasets import stratified_split
+    from tfxfer.data.splits import stratified_split
     from tfxfer.methods.transferability import rank_sources
+    from tfxfer.tasks import ImageClassifier
     from tfxfer.transfer.feature_cache import source_features
 
     x, y = data.x_train, data.y_train
@@ -32,7 +330,7 @@ def rank_image_sources(names, data, input_size=None, examples=1000, seed=0):
         _, (x, y) = stratified_split(x, y, examples / len(y), seed)
     features = {}
     for name in names:
-        model = image_model(name, len(data.class_names), input_size=input_size)
+        model = ImageClassifier.from_preset(name, len(data.class_names), input_size=input_size)
         grey_to_colour = model.inputs[0].shape[-1] == 3 and x.shape[-1] == 1
         features[name] = np.asarray(
             source_features(model, np.repeat(x, 3, -1) if grey_to_colour else x, y, progress=False)
@@ -40,160 +338,23 @@ def rank_image_sources(names, data, input_size=None, examples=1000, seed=0):
     return rank_sources(features, x, y, seed=seed)
 
 
-def text_model(source, texts, num_classes, encoder="hybrid", dropout=0.2, seed=0):
-    """A `TextClassifier` on `source` (see `TextClassifier.from_preset`); the
-    vocabulary of word vectors is adapted on `texts`, with `encoder`
-    (`"hybrid"` or `"vectors"`, see `TextClassifier.from_word_vectors`; a
-    TF-Hub module is its own encoder)."""
-    from tfxfer.tasks.text_classifier import TextClassifier
+def source_rows():
+    """`(name, kind, description, location)` of every source `tfxfer sources` lists."""
+    from tfxfer.sources.kerashub import preset_rows
+    from tfxfer.sources.registry import presets
+    from tfxfer.sources.resolve import hub_cache_modules
 
-    return TextClassifier.from_preset(source, num_classes, texts=texts, dropout=dropout, seed=seed, encoder=encoder)
-
-
-def train_and_report(
-    model,
-    data,
-    run,
-    *,
-    head_epochs,
-    epochs,
-    unfreeze,
-    batch_size,
-    learning_rate,
-    train=None,
-    unlabelled=None,
-    validation_fraction=0.1,
-    export=True,
-    seed=0,
-    verbose="auto",
-):
-    """Head on cached features, then `fine_tune`; test metrics, plots and
-    export into `run` (a `RunFolder`). Rerunning resumes from `run.checkpoints`.
-
-    Args:
-        train: a function `(x, y) -> tf.data.Dataset` for fine-tuning (e.g.
-            augmented images); by default the training arrays.
-        unlabelled: inputs without labels: the head is then self-trained
-            (`self_train`) last, on the features of the fine-tuned source
-            (fine-tuned on the labelled examples), or of the frozen source
-            where nothing is fine-tuned.
-        epochs: of fine-tuning; `"auto"` sizes them to the data, and skips
-            fine-tuning where `model.fine_tunes_by_default` is False (the
-            hybrid text encoder).
-
-    Returns:
-        dict of the test figures (and `self_training`: its rounds).
-    """
-    from tfxfer.exporting import export as export_model
-    from tfxfer.run_folder import write_atomically
-    from tfxfer.transfer.feature_cache import fit_head
-    from tfxfer.transfer.fine_tuning import fine_tune
-    from tfxfer.transfer.self_training import self_train
-
-    (x_train, y_train), validation = data.held_out(validation_fraction, seed)
-    started = time.perf_counter()
-    histories, self_training = {"head": None, "fine_tune": None}, None
-    if epochs == "auto" and not model.fine_tunes_by_default:
-        epochs = 0
-        if verbose:
-            print(
-                f"fine-tuning skipped: {type(model).__name__}.fine_tunes_by_default is False for this source "
-                "(pass --epochs N to fine-tune anyway)"
-            )
-    self_trains = bool(head_epochs) and unlabelled is not None and len(unlabelled) > 0
-    # A head for fine-tuning to start from; with nothing to fine-tune, self_train trains its own.
-    if head_epochs and (epochs or not self_trains):
-        histories["head"] = fit_head(
-            model,
-            x_train,
-            y_train,
-            epochs=head_epochs,
-            batch_size=batch_size,
-            validation_data=validation,
-            callbacks=[run.tensorboard("head")],
-            verbose=verbose,
-            progress=bool(verbose),
-            solver="auto",
-            refit=not epochs,  # a solved head with no fine-tuning after it may learn from the validation split too
-        )
-    if epochs:
-        fit_data = (train(x_train, y_train),) if train else (x_train, y_train)
-        histories["fine_tune"] = fine_tune(
-            model,
-            *fit_data,
-            epochs=epochs,
-            warmup_epochs=0,
-            unfreeze=unfreeze,
-            learning_rate=learning_rate,
-            checkpoint_dir=run.checkpoints,
-            validation_data=validation,
-            verbose=verbose,
-            batch_size=None if train else batch_size,
-            callbacks=[run.tensorboard("fine_tune")],
-        )["fine_tune"]
-    if self_trains:
-        # Last: the fine-tuned source labels the pool better than the frozen
-        # one (CIFAR-10, 25 labels per class: 71.2 % test accuracy, against
-        # 63.4 % when fine-tuning followed on the frozen source's pseudo-labels,
-        # in a quarter of the time).
-        result = self_train(
-            model,
-            x_train,
-            y_train,
-            unlabelled,
-            validation,
-            batch_size=batch_size,
-            seed=seed,
-            progress=bool(verbose),
-            verbose=verbose,
-        )
-        self_training = {"best_round": result.best_round, "rounds": result.history}
-    if not model.compiled:
-        model.compile()
-    results = evaluate_model(model, data, run, batch_size)
-    results["train_seconds"] = round(time.perf_counter() - started, 1)
-    if self_training:
-        results["self_training"] = self_training
-    run.write_metrics(histories, results)
-    run.write_plots(histories, data.y_test, np.asarray(results.pop("predictions")), data.class_names, title="test")
-    write_atomically(run.model, model.save)
-    if export:
-        run.replace_export(lambda folder: export_model(model, folder))
-    return results
+    rows = []
+    for preset in presets():
+        aliases = f" (alias {', '.join(preset.aliases)})" if preset.aliases else ""
+        rows.append((preset.name, preset.kind, preset.description + aliases, preset.location))
+    rows += [(f"tfhub: {name}", "", f"cached: {folder}", None) for name, folder in hub_cache_modules()]
+    rows += [(f"kerashub: {name}", kind, description, location) for name, kind, description, location in preset_rows()]
+    return rows
 
 
-def evaluate_model(model, data, run=None, batch_size=64):
-    """Test loss, accuracy, per-class accuracy and predictions of `model` on `data`."""
-    loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, verbose=0)[:2]
-    predictions = np.argmax(model.predict(data.x_test, batch_size=batch_size, verbose=0), axis=-1)
-    per_class = {
-        name: float(np.mean(predictions[data.y_test == c] == c)) if np.any(data.y_test == c) else None
-        for c, name in enumerate(data.class_names)
-    }
-    return {
-        "test_loss": float(loss),
-        "test_accuracy": float(accuracy),
-        "test_examples": int(len(data.y_test)),
-        "per_class_accuracy": per_class,
-        "predictions": predictions.tolist(),
-    }
+def rankable_image_presets():
+    """The image presets with weights on this machine: what `--rank` scores by default."""
+    from tfxfer.sources.registry import presets
 
-
-def load_run_model(run, safe_mode=True):
-    """The model a run saved, loaded in Keras' safe mode unless told otherwise."""
-    import keras
-
-    import tfxfer  # noqa: F401  (registers tfxfer's layers for loading)
-
-    if not os.path.isfile(run.model):
-        raise FileNotFoundError(f"No model.keras in '{run.path}': did `tfxfer fit` finish there?")
-    try:
-        return keras.saving.load_model(run.model, safe_mode=safe_mode)
-    except ValueError as error:
-        if safe_mode and "safe_mode" in str(error):
-            reason = " ".join(str(error).split()).split(". ")[0].rstrip(".") + "."  # Keras' first sentence names it
-            raise ValueError(
-                f"Keras' safe mode refuses part of '{run.model}': {reason} Loading it anyway runs that "
-                "code: only if you trust the file, pass --no-safe-mode (tfxfer evaluate/export) or safe_mode=False."
-            ) from error
-        raise
+    return [p.name for p in presets("image") if p.available_offline and p.weights != "random"]

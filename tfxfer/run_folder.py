@@ -28,6 +28,8 @@ import platform
 import shutil
 
 from tfxfer.distribute import is_chief
+from tfxfer.files import write_atomically, write_json
+from tfxfer.fit_config import FitConfig
 
 # What tfxfer writes in a run folder: all that `start(overwrite=True)` removes.
 OWN_FILES = (
@@ -43,25 +45,11 @@ OWN_FILES = (
     "export.manifest.json",
 )
 # Settings that do not change the result: a rerun may differ in them.
-NOT_IDENTITY = ("versions", "quiet", "export", "strategy", "precision")
+NOT_IDENTITY = FitConfig.not_identity()
 
 
 class RunFolderError(ValueError):
     """A run folder that cannot be used as asked (other settings, in use)."""
-
-
-def write_atomically(path, write):
-    """Calls `write(temporary_path)`, then renames the file to `path`: a
-    reader (or a rerun after a kill) sees the old file or the new one.
-    The temporary name keeps `path`'s suffixes (Keras checks them)."""
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".partial-{os.getpid()}-{name}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 class RunFolder:
@@ -267,13 +255,9 @@ class RunFolder:
         return [path for path in (curves, confusion) if path]
 
     def _write_json(self, path, content):
-        def write(temporary):
-            with open(temporary, "w") as file:
-                json.dump(content, file, indent=2, default=float)
-
         if is_chief():
             os.makedirs(self.path, exist_ok=True)
-            write_atomically(path, write)
+            write_json(path, content)
 
 
 def _files_under(root):

@@ -21,7 +21,7 @@ from tfxfer.data.archives import checked_members, is_tar_archive, reading_archiv
 from tfxfer.data.image_folder import class_folders, load_image_folder
 from tfxfer.data.limits import LimitError, check_npz, check_regular_file
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, restricted_loads
-from tfxfer.paths import keras_cache_folder
+from tfxfer.settings import keras_cache_folder
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

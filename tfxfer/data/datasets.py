@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from tfxfer.data.splits import few_label_split, stratified_split
+
 IMAGE_DATA = ("cifar10", "digits")
 TEXT_DATA = ("20news", "mini_newsgroup")
 
@@ -52,35 +54,13 @@ class Data:
         per class; the others become `x_unlabelled`."""
         if not per_class:
             return self
-        rng = np.random.default_rng(seed)
-        keep = np.concatenate(
-            [rng.permutation(np.flatnonzero(self.y_train == c))[:per_class] for c in np.unique(self.y_train)]
-        )
-        keep = rng.permutation(keep)
-        rest = np.setdiff1d(np.arange(len(self.y_train)), keep)
+        keep, rest = few_label_split(self.y_train, per_class, seed)
         return dataclasses.replace(
             self,
             x_train=self.x_train[keep],
             y_train=self.y_train[keep],
             x_unlabelled=self.x_train[rest] if len(rest) else None,
         )
-
-
-def stratified_split(x, y, fraction, seed=0):
-    """`(x, y), (x_held, y_held)`: a stratified `fraction` held out, and at
-    least one example of each class (so a few labels per class still split)."""
-    from sklearn.model_selection import train_test_split
-
-    y = np.asarray(y)
-    classes, counts = np.unique(y, return_counts=True)
-    if counts.min() < 2:
-        raise ValueError(
-            f"Class {classes[counts.argmin()]} has {counts.min()} example: holding out a stratified validation "
-            "split needs at least 2 per class. Give more labelled examples per class."
-        )
-    held = min(max(int(np.ceil(fraction * len(y))), len(classes)), len(y) - len(classes))  # ceil: as scikit-learn
-    x_kept, x_held, y_kept, y_held = train_test_split(x, y, test_size=held, random_state=seed, stratify=y)
-    return (x_kept, y_kept), (x_held, y_held)
 
 
 def _split_off_test(x, y, class_names, seed=0, fraction=0.2):
@@ -127,7 +107,7 @@ def load_text_data(data, remove=("headers", "footers", "quotes"), seed=0):
     archive, or the split folders). Without a test split (the sample, or a
     training split alone), a stratified 20% is held out as one."""
     from tfxfer.data.newsgroups import load_20newsgroups, load_mini_newsgroup, strip_posts
-    from tfxfer.sources.text_encoding import as_text_array
+    from tfxfer.data.texts import as_text_array
 
     if data == "mini_newsgroup":
         sample = load_mini_newsgroup()

@@ -22,6 +22,8 @@ import dataclasses
 import os
 import stat
 
+from tfxfer.settings import size
+
 # Declared content up to this size is allowed whatever the file's size.
 EXPANSION_ALLOWANCE = 64 << 20
 
@@ -37,16 +39,7 @@ class Limit:
     unit: str
 
     def value(self):
-        text = os.environ.get(self.variable)
-        if text is None:
-            return self.default
-        try:
-            value = int(float(text))
-        except ValueError:
-            value = 0
-        if value <= 0:
-            raise ValueError(f"{self.variable}={text!r} is not a positive number; unset it for {self.default:,}.")
-        return value
+        return size(self.variable, self.default)
 
     def check(self, amount, origin, what):
         """Refuses `amount` above the limit, naming `origin`, `what` it is

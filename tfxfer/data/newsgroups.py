@@ -23,6 +23,7 @@ from tfxfer._compat import newsgroup_strippers
 from tfxfer.data.archives import checked_members, is_tar_archive, reading_archive
 from tfxfer.data.limits import check_regular_file
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, SKLEARN_BUNCH, restricted_loads
+from tfxfer.validation import check_choice
 
 SPLITS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
 SUBSETS = ("train", "test", "all")
@@ -46,8 +47,7 @@ def load_20newsgroups(path=None, subset="train", remove=(), data_home=None, requ
     """
     from sklearn.utils import Bunch
 
-    if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {SUBSETS}. Received: subset={subset!r}")
+    check_choice("subset", subset, SUBSETS)
     remove = (remove,) if isinstance(remove, str) else tuple(remove)
     if unknown := set(remove) - set(REMOVABLE):
         raise ValueError(f"remove takes {REMOVABLE}. Received unknown: {sorted(unknown)}")

@@ -18,9 +18,19 @@ from tfxfer.methods.boosting import TrAdaBoost
 from tfxfer.methods.distillation import distill
 from tfxfer.methods.importance import ImportanceWeights, domain_classifier_weights, kernel_mean_matching
 from tfxfer.methods.regularization import FeatureMapDistance, SourceAnchor, SpectralShrinkage
-from tfxfer.methods.transferability import TransferReport, h_score, leep, logme, nce, rank_sources, transfer_report
+from tfxfer.methods.transferability import (
+    SCORES,
+    TransferReport,
+    h_score,
+    leep,
+    logme,
+    nce,
+    rank_sources,
+    transfer_report,
+)
 
 __all__ = [
+    "SCORES",
     "DomainAdversarial",
     "FeatureAlignment",
     "FeatureMapDistance",

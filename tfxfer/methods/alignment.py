@@ -20,6 +20,7 @@ import math
 import keras
 from keras import ops
 
+from tfxfer.validation import check_choice
 from tfxfer.walk import walk_layers
 
 
@@ -131,8 +132,7 @@ class FeatureAlignment(keras.layers.Layer):
 
     def __init__(self, kind="coral", weight=1.0, **kwargs):
         super().__init__(**kwargs)
-        if kind not in ALIGNMENT_LOSSES:
-            raise ValueError(f"kind must be one of {sorted(ALIGNMENT_LOSSES)}. Received: kind={kind!r}")
+        check_choice("kind", kind, ALIGNMENT_LOSSES)
         self.kind, self.weight = kind, float(weight)
 
     def call(self, inputs):

@@ -28,6 +28,8 @@ import warnings
 
 import numpy as np
 
+from tfxfer.validation import check_choice
+
 
 def _evidence(values, projected, target, n, max_iterations=100, tolerance=1e-3):
     """Evidence per sample of y = F w + noise for one target column.
@@ -219,8 +221,7 @@ def rank_sources(sources, x, y, by="logme", batch_size=64, cache_dir=None, seed=
     """
     from tfxfer.transfer.feature_cache import extract_features
 
-    if by not in SCORES:
-        raise ValueError(f"by must be one of {SCORES}. Received: by={by!r}")
+    check_choice("by", by, SCORES)
     y = np.asarray(y).reshape(-1)
     rows = []
     for name, source in sources.items():

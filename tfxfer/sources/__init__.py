@@ -1,10 +1,12 @@
 """Pretrained sources as Keras 3 layers: TF-Hub modules, KerasHub presets,
-Keras Applications, word vectors."""
+Keras Applications, word vectors; `feature_extractor`, the architecture of
+the shipped digits source, for from-scratch baselines."""
 
 from tfxfer.sources.applications import ImageBackbone
+from tfxfer.sources.embedded import feature_extractor
 from tfxfer.sources.hub import HubFeatures
 from tfxfer.sources.kerashub import KerasHubFeatures
 from tfxfer.sources.text_encoding import text_encoder
 from tfxfer.sources.word_vectors import WordVectors
 
-__all__ = ["HubFeatures", "ImageBackbone", "KerasHubFeatures", "WordVectors", "text_encoder"]
+__all__ = ["HubFeatures", "ImageBackbone", "KerasHubFeatures", "WordVectors", "feature_extractor", "text_encoder"]

@@ -7,54 +7,16 @@ bottom to top, so that fine-tuning can unfreeze "the top k groups".
 """
 
 import collections
-import dataclasses
 import os
 import re
 
 import keras
 
-from tfxfer.paths import keras_cache_folder
+from tfxfer.settings import keras_cache_folder
+from tfxfer.sources.architectures import ARCHITECTURES
+from tfxfer.sources.registry import get_preset, presets
+from tfxfer.validation import check_choice
 
-
-@dataclasses.dataclass(frozen=True)
-class _Architecture:
-    constructor: str  # attribute of keras.applications
-    family: str  # module of keras.applications that holds preprocess_input
-    input_size: int  # the size the ImageNet weights were trained at
-    group_of: callable  # layer name -> block group name
-
-
-def _resnet_group(name):
-    match = re.match(r"(conv[2-5])_", name)
-    return match.group(1) if match else "stem"
-
-
-def _mobilenet_v2_group(name):
-    if name.startswith("expanded_conv"):
-        return "block_0"
-    match = re.match(r"block_(\d+)_", name)
-    if match:
-        return f"block_{match.group(1)}"
-    return "top" if name in ("Conv_1", "Conv_1_bn", "out_relu") else "stem"
-
-
-def _efficientnet_group(name):
-    match = re.match(r"block(\d)", name)
-    if match:
-        return f"block{match.group(1)}"
-    return "top" if name.startswith("top_") else "stem"
-
-
-ARCHITECTURES = {
-    "resnet50": _Architecture("ResNet50", "resnet", 224, _resnet_group),
-    "resnet101": _Architecture("ResNet101", "resnet", 224, _resnet_group),
-    "resnet152": _Architecture("ResNet152", "resnet", 224, _resnet_group),
-    "mobilenet_v2": _Architecture("MobileNetV2", "mobilenet_v2", 224, _mobilenet_v2_group),
-    "efficientnet_b0": _Architecture("EfficientNetB0", "efficientnet", 224, _efficientnet_group),
-    "efficientnet_b1": _Architecture("EfficientNetB1", "efficientnet", 240, _efficientnet_group),
-    "efficientnet_b2": _Architecture("EfficientNetB2", "efficientnet", 260, _efficientnet_group),
-    "efficientnet_b3": _Architecture("EfficientNetB3", "efficientnet", 300, _efficientnet_group),
-}
 _POOLINGS = (None, "avg", "max")
 
 
@@ -170,8 +132,7 @@ class ImageBackbone(keras.Model):
                 f"ImageBackbone got unexpected arguments {unknown}; it takes architecture, "
                 "weights, input_size, pooling, and Keras' name, trainable, dtype."
             )
-        if pooling not in _POOLINGS:
-            raise ValueError(f"pooling must be one of {_POOLINGS}. Received: pooling={pooling!r}")
+        check_choice("pooling", pooling, _POOLINGS)
         spec = _architecture(architecture)
         input_size = int(input_size or spec.input_size)
         if input_size < 32:
@@ -204,8 +165,6 @@ class ImageBackbone(keras.Model):
         """The backbone of a Keras Applications preset, e.g. `"resnet50/imagenet"`
         (`tfxfer.presets("image")`); `weights` may name a local `.h5` file
         that replaces the preset's."""
-        from tfxfer.sources.registry import get_preset, presets
-
         preset_entry = get_preset(os.fspath(preset), "image")
         if preset_entry is None or not preset_entry.architecture:
             names = [p.name for p in presets("image") if p.architecture]

@@ -11,11 +11,12 @@ records each file's sha256, the data, and the command that rebuilt it:
 import argparse
 import hashlib
 import json
-import os
 import pathlib
 import sys
 
 import numpy as np
+
+from tfxfer.settings import models_override
 
 EMBEDDED_NAME = "digits04_cnn"
 MANIFEST = "manifest.json"
@@ -28,8 +29,8 @@ def models_folder():
     """Where the shipped sources are: `$TFXFER_MODELS` when set; in an
     installed package, `tfxfer/models/` (package data); in a checkout of
     the repository, its top-level `models/` (the source of truth)."""
-    if os.environ.get("TFXFER_MODELS"):
-        return pathlib.Path(os.environ["TFXFER_MODELS"])
+    if models_override():
+        return pathlib.Path(models_override())
     package = pathlib.Path(__file__).resolve().parents[1]
     installed = package / "models"
     return installed if installed.is_dir() else package.parent / "models"

@@ -16,10 +16,11 @@ import keras
 import tensorflow as tf
 
 from tfxfer._compat import bind_variable, in_safe_mode
+from tfxfer.choices import BN_POLICIES
 from tfxfer.sources.embedded import embedded_source_path, verify_manifest
+from tfxfer.validation import check_choice
 
 _SAVED_MODEL_FILE = "saved_model.pb"
-BN_MODES = ("train", "frozen")
 
 
 def is_remote_handle(handle):
@@ -223,8 +224,7 @@ class HubFeatures(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(trainable=trainable, **kwargs)
-        if bn not in BN_MODES:
-            raise ValueError(f"bn must be one of {BN_MODES}. Received: bn={bn!r}")
+        check_choice("bn", bn, BN_POLICIES)
         self.bn = bn
         self.handle = os.fspath(handle)
         self.signature = signature

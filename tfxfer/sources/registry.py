@@ -7,7 +7,8 @@ the shipped source of each kind. Besides names, a source may be a TF-Hub
 handle (URL), a SavedModel folder, or (text) a word-vector file.
 
 `from_preset` on the task models and `ImageBackbone`, the CLI, the recipes
-and `tfxfer sources` all read this table.
+and `tfxfer sources` all read this table; `tfxfer.sources.resolve` turns
+any source (a name, a handle, a path) into what to build.
 
 >>> import tfxfer
 >>> [p.name for p in tfxfer.presets("text")]
@@ -19,10 +20,10 @@ and `tfxfer sources` all read this table.
 import dataclasses
 import os
 
-from tfxfer.paths import keras_cache_folder
-from tfxfer.sources.applications import ARCHITECTURES
+from tfxfer.settings import keras_cache_folder
+from tfxfer.sources.architectures import ARCHITECTURES
 from tfxfer.sources.embedded import EMBEDDED_NAME, embedded_source_path
-from tfxfer.sources.hub import is_remote_handle
+from tfxfer.validation import check_choice
 
 KINDS = ("image", "text")
 EMBEDDED_ALIAS = "embedded"
@@ -123,8 +124,8 @@ def _table():
 
 def presets(kind=None):
     """Every preset, or those of `kind` (`"image"` or `"text"`)."""
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS} or None. Received: kind={kind!r}")
+    if kind is not None:
+        check_choice("kind", kind, KINDS, " or None")
     return [p for p in _table() if kind in (None, p.kind)]
 
 
@@ -147,88 +148,3 @@ def preset_path(name):
         shipped = [p.name for p in presets() if p.shipped]
         raise ValueError(f"{name!r} is not a source tfxfer ships; those are {shipped}.")
     return preset.path
-
-
-def unknown_source_error(source, kind):
-    names = [p.name for p in presets(kind)]
-    extra = ", a word2vec/GloVe/fastText file" if kind == "text" else ""
-    return ValueError(
-        f"Unknown {kind} source {source!r}: pass a preset ({', '.join(names)}; `tfxfer sources` lists them), "
-        f"a KerasHub preset (a name, kaggle://..., hf://... or a preset folder), a TF-Hub handle (https://...), "
-        f"a SavedModel folder{extra}."
-    )
-
-
-def image_source(source, input_size=None, weights=None, **kwargs):
-    """The image source layer for a preset name, TF-Hub handle or SavedModel folder.
-
-    `input_size` and `weights` (a local `.h5` file) apply to Keras
-    Applications presets; `kwargs` go to the source's constructor.
-    """
-    from tfxfer.sources.applications import ImageBackbone
-    from tfxfer.sources.hub import HubFeatures
-    from tfxfer.sources.kerashub import KerasHubFeatures
-
-    source = os.fspath(source)
-    preset = get_preset(source, "image")
-    if preset is not None and preset.architecture:
-        return ImageBackbone.from_preset(source, input_size=input_size, weights=weights, **kwargs)
-    if weights is not None:
-        raise ValueError(
-            f"weights= (a local .h5 file) applies to Keras Applications presets such as 'mobilenet_v2/imagenet'; "
-            f"{source!r} is not one."
-        )
-    if preset is not None:
-        return HubFeatures(preset.path, **kwargs)
-    if is_kerashub_source(source, "image"):
-        return KerasHubFeatures.from_preset(source, kind="image", image_size=input_size, **kwargs)
-    if is_remote_handle(source) or os.path.isdir(os.path.expanduser(source)):
-        return HubFeatures(source, **kwargs)
-    raise unknown_source_error(source, "image")
-
-
-VECTOR_SUFFIXES = (".bin", ".txt", ".vec", ".gz", ".bz2", ".model", ".kv")
-
-
-def is_kerashub_source(source, kind):
-    """A KerasHub preset: a handle, a preset folder, or (when not a path) a
-    name KerasHub knows for `kind`."""
-    from tfxfer.sources.kerashub import is_kerashub_handle, is_kerashub_name
-
-    if is_kerashub_handle(source):
-        return True
-    return os.sep not in source and not os.path.exists(source) and is_kerashub_name(source, kind)
-
-
-def text_source(source):
-    """`("vectors", path)` for word vectors, `("kerashub", handle)` for a
-    KerasHub preset, or `("module", handle)` for a TF-Hub text module or
-    SavedModel folder taking strings."""
-    source = os.fspath(source)
-    preset = get_preset(source, "text")
-    if preset is not None:
-        return "vectors", preset.path
-    if is_kerashub_source(source, "text"):
-        return "kerashub", source
-    if is_remote_handle(source) or os.path.isdir(os.path.expanduser(source)):
-        return "module", source
-    if os.path.isfile(os.path.expanduser(source)):
-        return "vectors", source
-    if source.endswith(VECTOR_SUFFIXES) or os.sep in source:
-        raise FileNotFoundError(
-            f"No word vectors at '{source}': pass a word2vec/GloVe/fastText file that exists, a TF-Hub text "
-            "module, or a preset ('embedded' is the shipped vectors; `tfxfer sources` lists them)."
-        )
-    raise unknown_source_error(source, "text")
-
-
-def hub_cache_modules():
-    """`(name, folder)` of each complete module in the TF-Hub cache."""
-    folder = os.environ.get("TFHUB_CACHE_DIR")
-    if not folder or not os.path.isdir(folder):
-        return []
-    return [
-        (n, os.path.join(folder, n))
-        for n in sorted(os.listdir(folder))
-        if os.path.isfile(os.path.join(folder, n, "saved_model.pb"))
-    ]

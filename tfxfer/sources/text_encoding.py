@@ -23,6 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxfer.data.texts import as_text_array
+from tfxfer.validation import check_choice
+
 POOLINGS = ("mean", "max", "sequence")
 
 
@@ -167,27 +170,6 @@ def text_vectorizer(texts, max_tokens=20000, sequence_length=256):
     return vectorizer
 
 
-def as_text_array(texts):
-    """Texts as a 1-D numpy object array, the form Keras feeds as tf.string."""
-    array = np.asarray(list(texts) if not isinstance(texts, np.ndarray) else texts, dtype=object)
-    if array.ndim != 1:
-        raise ValueError(f"Expected a flat list of strings, one per document. Received: shape {array.shape}")
-    bad = next((i for i, t in enumerate(array) if not isinstance(t, str | bytes)), None)
-    if bad is not None:
-        raise TypeError(f"Document {bad} is a {type(array[bad]).__name__}, not a string.")
-    return array
-
-
-def as_model_inputs(x):
-    """Texts (a list of str, or a numpy str array) as an object array; anything
-    else (image arrays, object arrays, tensors, datasets) unchanged."""
-    if isinstance(x, np.ndarray) and x.dtype.kind in "USO":  # object arrays: each checked to be a string
-        return as_text_array(x)
-    if isinstance(x, list | tuple) and len(x) and isinstance(x[0], str | bytes):
-        return as_text_array(x)  # not np.asarray: a str array pads every text to the longest
-    return x
-
-
 def text_encoder(
     texts,
     word_vectors=None,
@@ -223,15 +205,18 @@ def text_encoder(
         A functional model named `"text_encoder"` whose one weighted layer,
         `"word_embedding"`, is the block group `fine_tune` unfreezes.
     """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
+    check_choice("pooling", pooling, POOLINGS)
     vectorizer = text_vectorizer(texts, max_tokens, sequence_length)
     if word_vectors is None:
         if not dim:
             raise ValueError("Without word_vectors, pass dim=... for the embedding learned from scratch.")
-        keras.utils.set_random_seed(seed)
         embedding = keras.layers.Embedding(
-            vectorizer.vocabulary_size(), dim, mask_zero=True, trainable=trainable is not False, name="word_embedding"
+            vectorizer.vocabulary_size(),
+            dim,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed),  # Keras' default, seeded
+            mask_zero=True,
+            trainable=trainable is not False,
+            name="word_embedding",
         )
     else:
         embedding = word_vectors.embedding(vectorizer, trainable=bool(trainable), mask_zero=True, seed=seed)

@@ -13,6 +13,7 @@ import re
 import numpy as np
 
 from tfxfer.data.limits import ENTRY_BYTES, check_expansion, check_regular_file
+from tfxfer.log import say
 from tfxfer.sources.fasttext_binary import check_fasttext_binary
 
 FORMATS = ("word2vec", "word2vec-binary", "glove", "fasttext", "fasttext-binary", "gensim")
@@ -181,14 +182,15 @@ class WordVectors:
         if not len(model.wv):
             raise ValueError(f"No word occurs {min_count} times in the texts: pass more texts or a lower min_count.")
         lock = np.ones(len(model.wv), dtype=np.float32)
+        from_source = np.zeros(len(model.wv), dtype=bool)  # not read from `lock`: source_rate may be 1.0 too
         for index, word in enumerate(model.wv.index_to_key):
             if (vector := self.lookup(word)) is not None:
-                model.wv.vectors[index], lock[index] = vector, source_rate
+                model.wv.vectors[index], lock[index], from_source[index] = vector, source_rate, True
         model.wv.vectors_lockf = lock
         model.train(sentences, total_examples=len(sentences), epochs=epochs)
         known = self.keyed_vectors
-        added = [w for w, rate in zip(model.wv.index_to_key, lock) if rate == 1.0]
-        updated = {w: model.wv[w] for w, rate in zip(model.wv.index_to_key, lock) if rate != 1.0}
+        added = [w for w, old in zip(model.wv.index_to_key, from_source) if not old]
+        updated = {w: model.wv[w] for w, old in zip(model.wv.index_to_key, from_source) if old}
         words = list(known.index_to_key) + added
         vectors = np.concatenate([known.vectors, model.wv[added] if added else np.zeros((0, self.dim))])
         for variant_of, word in ((self._known_variant(w), w) for w in updated):
@@ -199,8 +201,7 @@ class WordVectors:
         adapted.add_vectors(words, vectors.astype(np.float32))
         self.keyed_vectors = adapted
         report = Adaptation(before, self._token_share(sentences), len(added))
-        if verbose:
-            print(f"WordVectors.adapt: {report}")
+        say(verbose, f"WordVectors.adapt: {report}")
         return report
 
     def _known_variant(self, word):

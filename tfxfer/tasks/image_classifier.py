@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from tfxfer.sources.registry import image_source
+from tfxfer.sources.resolve import image_source
 from tfxfer.tasks.task import Task, source_input_spec
 
 
@@ -62,6 +62,7 @@ class ImageClassifier(Task):
         # === Config ===
         self._keep_config(num_classes, dropout, l2_sp, head_l2)
         self.image_shape = input_shape
+        self._compile_defaults()
 
     def check_images(self, images):
         """Raises a clear error for an array that is not a batch of images with

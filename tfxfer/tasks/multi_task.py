@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
+from tfxfer.data.texts import as_model_inputs
 from tfxfer.distribute import MultiWorkerFit
-from tfxfer.sources.text_encoding import as_model_inputs
 from tfxfer.tasks.task import Task, source_input_spec
 
 MISSING = -1  # the label of an example that a task has no label for
@@ -148,6 +148,11 @@ class MultiTaskClassifier(Task):
         self._keep_config(max(heads.values()), dropout, l2_sp, head_l2)
         self.heads, self.loss_weights = heads, loss_weights
         self.source_input = (input_shape, str(input_dtype))
+        self._compile_defaults()
+
+    @property
+    def task_count(self):
+        return len(self.heads)
 
     def _heads_on(self, features):
         if len(features.shape) == 4:

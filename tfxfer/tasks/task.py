@@ -10,6 +10,7 @@ import scipy.sparse
 
 from tfxfer.distribute import MultiWorkerFit
 from tfxfer.methods.regularization import SourceAnchor
+from tfxfer.transfer.contract import Transferable
 
 CONSTANT_VARIANCE = 1e-8  # a feature whose variance is this or less is constant: scaled by 1
 
@@ -37,14 +38,16 @@ def _through_prepare_inputs(method):
     return call
 
 
-class Task(MultiWorkerFit, keras.Model):
+class Task(Transferable, MultiWorkerFit, keras.Model):
     """A functional model made of `.backbone` (the pretrained source) and
-    `.head_layers` (trained from scratch), compiled with sensible defaults.
-    It trains under every `tf.distribute` strategy, several workers included
-    (`MultiWorkerFit`).
+    `.head_layers` (trained from scratch), compiled on construction with
+    sensible defaults (as KerasHub's tasks are), so `fit` works at once. It
+    trains under every `tf.distribute` strategy, several workers included
+    (`MultiWorkerFit`), and implements the strategies' contract
+    (`tfxfer.transfer.contract.Transferable`).
 
-    Subclasses build the graph, call `_keep_config`, define `head_layers` and
-    add their own arguments to `get_config`.
+    Subclasses build the graph, call `_keep_config` and `_compile_defaults`,
+    define `head_layers` and add their own arguments to `get_config`.
     """
 
     def _anchored(self, features, l2_sp):
@@ -114,12 +117,31 @@ class Task(MultiWorkerFit, keras.Model):
         lower features survive the first noisy steps."""
         return 1e-3, 0.1
 
+    def _compile_defaults(self):
+        """The construction's compile: `"auto"` everywhere. The strategies
+        treat it as no choice of the user's (`compiled_by_user`), so
+        `fit_head` and `fine_tune` still bring their own schedules."""
+        self.compile()
+        self.compiled_by_default = True
+
+    @property
+    def compiled_by_user(self):
+        return bool(self.compiled) and not getattr(self, "compiled_by_default", False)
+
+    def ensure_compiled(self):
+        if not self.compiled:
+            self._compile_defaults()
+
+    def check_inputs(self, x):
+        self.prepare_inputs(x)
+
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """`keras.Model.compile` with defaults for integer labels and logits.
 
         `"auto"`: Adam at 1e-3, sparse categorical cross-entropy on logits,
         accuracy.
         """
+        self.compiled_by_default = False
         if optimizer == "auto":
             with self.distribute_strategy.scope():
                 optimizer = keras.optimizers.Adam(1e-3)

@@ -2,14 +2,17 @@
 
 import keras
 
+from tfxfer.choices import TEXT_ENCODERS
+from tfxfer.data.texts import as_model_inputs
 from tfxfer.sources.hub import HubFeatures
 from tfxfer.sources.kerashub import KerasHubFeatures
-from tfxfer.sources.registry import text_source
-from tfxfer.sources.text_encoding import as_model_inputs, text_encoder
+from tfxfer.sources.resolve import resolve
+from tfxfer.sources.text_encoding import text_encoder
 from tfxfer.sources.word_vectors import WordVectors
 from tfxfer.tasks.task import Task
+from tfxfer.validation import check_choice
+from tfxfer.walk import walk_layers
 
-TEXT_ENCODERS = ("vectors", "hybrid", "rnn")
 SEQUENCE_HEADS = ("conv", "rnn")
 
 
@@ -53,10 +56,7 @@ class TextClassifier(Task):
     ):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
-        if sequence_head not in SEQUENCE_HEADS:
-            raise ValueError(
-                f"sequence_head must be one of {SEQUENCE_HEADS}. Received: sequence_head={sequence_head!r}"
-            )
+        check_choice("sequence_head", sequence_head, SEQUENCE_HEADS)
 
         # === Layers ===
         self.backbone = backbone
@@ -97,6 +97,7 @@ class TextClassifier(Task):
         self._keep_config(num_classes, dropout, l2_sp, head_l2)
         self.conv_filters, self.scales_features = conv_filters, bool(feature_scaling)
         self.sequence_head, self.rnn_units = sequence_head, rnn_units
+        self._compile_defaults()
 
     @classmethod
     def from_word_vectors(
@@ -104,15 +105,11 @@ class TextClassifier(Task):
         word_vectors,
         texts,
         num_classes,
+        *,
         encoder="vectors",
         pooling="mean",
-        dim=None,
-        max_tokens=20000,
-        sequence_length=256,
-        trainable=None,
         dropout=0.2,
-        seed=0,
-        vector_weight=0.1,
+        **encoder_options,
     ):
         """A classifier on word vectors, its vocabulary adapted on `texts`.
 
@@ -125,25 +122,20 @@ class TextClassifier(Task):
                 or not; `max_tokens` bounds the vectors' vocabulary only) or
                 `"rnn"` (the token vectors read by a bidirectional GRU head).
             pooling: `"mean"`, `"max"` or `"sequence"` (a Conv1D head).
-            trainable: train the embedding; by default only from scratch.
-            Other arguments: see `text_encoder`.
+            encoder_options: for `text_encoder`: `dim`, `max_tokens`,
+                `sequence_length`, `trainable` (by default only from
+                scratch), `seed`, `vector_weight`.
         """
-        if encoder not in TEXT_ENCODERS:
-            raise ValueError(f"encoder must be one of {TEXT_ENCODERS}. Received: encoder={encoder!r}")
+        check_choice("encoder", encoder, TEXT_ENCODERS)
         if word_vectors is not None and not isinstance(word_vectors, WordVectors):
             word_vectors = WordVectors.load(word_vectors)
         hybrid = encoder == "hybrid"
         source = text_encoder(
             texts,
             word_vectors,
-            dim,
-            "sequence" if encoder == "rnn" else pooling,
-            max_tokens,
-            sequence_length,
-            trainable,
-            seed,
+            pooling="sequence" if encoder == "rnn" else pooling,
             tfidf_features="all" if hybrid else 0,
-            vector_weight=vector_weight,
+            **encoder_options,
         )
         head = "rnn" if encoder == "rnn" else "conv"
         return cls(source, num_classes, dropout=dropout, feature_scaling=not hybrid, sequence_head=head)
@@ -167,11 +159,17 @@ class TextClassifier(Task):
                 is used as it is (`KerasHubFeatures.from_preset` takes a
                 `sequence_length`).
         """
-        kind, where = text_source(preset)
-        if kind == "kerashub":  # its own tokenizer: the word-vector options do not apply
-            return cls(KerasHubFeatures.from_preset(where, kind="text"), num_classes, dropout=dropout)
-        if kind == "module":
-            return cls(HubFeatures(where, input_dtype="string"), num_classes, dropout=dropout)
+        resolved = resolve(preset, "text")
+        if resolved.form != "vectors" and encoder_kwargs:  # its own tokenizer: word-vector options do not apply
+            raise ValueError(
+                f"{sorted(encoder_kwargs)} apply to word-vector sources; {preset!r} is a "
+                f"{'KerasHub preset' if resolved.form == 'kerashub' else 'TF-Hub text module'}, used as it is."
+            )
+        if resolved.form == "kerashub":
+            return cls(KerasHubFeatures.from_preset(resolved.location, kind="text"), num_classes, dropout=dropout)
+        if resolved.form == "module":
+            return cls(HubFeatures(resolved.location, input_dtype="string"), num_classes, dropout=dropout)
+        where = resolved.location
         if texts is None:
             raise ValueError(
                 f"The text source {preset!r} is word vectors: pass texts=... (the training texts, labelled or not) "
@@ -201,6 +199,14 @@ class TextClassifier(Task):
         # Keras turns a list of str into a numpy str array, which it cannot
         # feed as tf.string; an object array it can. Accept both forms users have.
         return as_model_inputs(x)
+
+    @property
+    def vectorizer(self):
+        """The source's `TextVectorization` (word-vector sources), else None:
+        its vocabulary is what `WordVectors.coverage` counts."""
+        return next(
+            (layer for layer in walk_layers(self.backbone) if isinstance(layer, keras.layers.TextVectorization)), None
+        )
 
     @property
     def head_layers(self):

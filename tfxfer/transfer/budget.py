@@ -21,6 +21,8 @@ import math
 import keras
 import numpy as np
 
+from tfxfer.transfer.contract import contract
+
 MIN_STEPS = 300  # optimizer steps a stage runs at the least, however small the data
 # An "auto" epoch has at least this many steps: few examples are repeated
 # within an epoch, so the work done once an epoch (validation, backups) stays
@@ -61,15 +63,16 @@ def stage_plan(stage, steps_per_epoch, epochs="auto", validation=False, min_step
     """
     steps_per_epoch = max(int(steps_per_epoch), 1)
     if patience == "auto":
-        patience = PATIENCE[stage] if validation and epochs == "auto" else None
+        patience = PATIENCE.get(stage, PATIENCE["fine_tune"]) if validation and epochs == "auto" else None
     needed = math.ceil(min_steps / steps_per_epoch)
     if epochs == "auto":
-        default = math.ceil(DEFAULT_EPOCHS[stage] / passes)
+        stage_default = DEFAULT_EPOCHS.get(stage, DEFAULT_EPOCHS["fine_tune"])  # a stage of your own: as fine-tuning
+        default = math.ceil(stage_default / passes)
         epochs = max(default, needed)
         reason = (
             f"at least {min_steps} steps for {steps_per_epoch}-step epochs"
             if needed > default
-            else f"default {DEFAULT_EPOCHS[stage]} epochs, over {min_steps} steps"
+            else f"default {stage_default} epochs, over {min_steps} steps"
         )
         if passes > 1:
             reason += f"; the few examples repeated {passes} times an epoch"
@@ -114,17 +117,13 @@ def steps_per_epoch(x, batch_size, steps=None):
     return cardinality
 
 
-def balanced_tasks(model, x, y, fit_kwargs):
-    """`x, y` resampled so that each task has as many labelled rows, for a
-    multi-task model (one with `balance_tasks`) trained on arrays;
-    `fit_kwargs["sample_weight"]` follows. Anything else is returned as is."""
-    balance = getattr(model, "balance_tasks", None)
-    if balance is None or not isinstance(y, dict) or not hasattr(x, "__len__"):
-        return x, y
-    x, y, weights = balance(x if hasattr(x, "shape") else np.asarray(x), y, fit_kwargs.get("sample_weight"))
-    if weights is not None:
-        fit_kwargs["sample_weight"] = weights
-    return x, y
+def balanced_tasks(model, x, y, sample_weight=None):
+    """`x, y, sample_weight` resampled so that each task has as many
+    labelled rows, for a multi-task model trained on arrays (dict labels);
+    anything else is returned as it is."""
+    if not isinstance(y, dict) or not hasattr(x, "__len__"):
+        return x, y, sample_weight
+    return contract(model).balance_tasks(x if hasattr(x, "shape") else np.asarray(x), y, sample_weight)
 
 
 def least_steps(model, min_steps=None):
@@ -132,24 +131,24 @@ def least_steps(model, min_steps=None):
     `MIN_STEPS`) per task, so each task of a multi-task model gets the steps
     it would get alone (on digits, half of them cost 4 points of accuracy
     on the task with few labels, benchmarks/multi_task.py)."""
-    return (min_steps or MIN_STEPS) * len(getattr(model, "heads", None) or [None])
+    return (min_steps or MIN_STEPS) * contract(model).task_count
 
 
-def repeat_small_data(x, y, fit_kwargs, batch_size):
+def repeat_small_data(x, y, sample_weight, batch_size):
     """Arrays with fewer than `MIN_EPOCH_STEPS` batches, repeated so that
-    one epoch has about that many; `fit_kwargs["sample_weight"]` follows.
-    Returns `(x, y, passes)`: `passes` copies in an epoch (1: unchanged).
-    Datasets and streams are returned as they are."""
+    one epoch has about that many; `sample_weight` follows. Returns
+    `(x, y, sample_weight, passes)`: `passes` copies in an epoch (1:
+    unchanged). Datasets and streams are returned as they are."""
     if y is None or not (hasattr(x, "shape") or hasattr(x, "__len__")) or hasattr(x, "cardinality"):
-        return x, y, 1
+        return x, y, sample_weight, 1
     count = x.shape[0] if hasattr(x, "shape") else len(x)  # a sparse matrix has no len()
     steps = -(-count // (batch_size or 32))
     if not steps or steps >= MIN_EPOCH_STEPS:
-        return x, y, 1
+        return x, y, sample_weight, 1
     passes = math.ceil(MIN_EPOCH_STEPS / steps)
     rows = np.tile(np.arange(count), passes)
     x = (x if hasattr(x, "shape") else np.asarray(x))[rows]
     y = {name: np.asarray(v)[rows] for name, v in y.items()} if isinstance(y, dict) else np.asarray(y)[rows]
-    if fit_kwargs.get("sample_weight") is not None:
-        fit_kwargs["sample_weight"] = np.asarray(fit_kwargs["sample_weight"])[rows]
-    return x, y, passes
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight)[rows]
+    return x, y, sample_weight, passes

@@ -8,13 +8,18 @@ and shift) is predicted; where the prediction is confident (softmax at least
 heavy distortion. The loss is the labelled cross-entropy (on weak views) plus
 `weight` times the masked pseudo-label cross-entropy.
 
-`fine_tune(..., unlabelled=images)` trains this way; `FixMatchTrainer` is the
-Keras model that does it and shares every weight with the task model.
+`fixmatch_fine_tune(model, x, y, unlabelled)` is `fine_tune` trained this
+way: its stages run `FixMatchTrainer`, the Keras model that does it and
+shares every weight with the task model.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfxfer.transfer.contract import contract
+from tfxfer.transfer.feature_cache import adapt_scaling_on_inputs
+from tfxfer.transfer.fine_tuning import fine_tune
 
 
 def _weak_augmentation(seed):
@@ -103,3 +108,26 @@ def fixmatch_dataset(x, y, x_unlabelled, batch_size=32, unlabelled_ratio=7, seed
     unlabelled = unlabelled.repeat().batch(unlabelled_batch)
     steps = max(-(-len(x_unlabelled) // unlabelled_batch), 1)
     return tf.data.Dataset.zip((labelled, unlabelled)).prefetch(tf.data.AUTOTUNE), steps
+
+
+def fixmatch_fine_tune(
+    model, x, y, unlabelled, *, threshold=0.95, unlabelled_ratio=7, batch_size=32, **fine_tune_kwargs
+):
+    """`fine_tune` whose stages train by FixMatch: each step adds
+    `unlabelled_ratio` times as many unlabelled images, whose weakly
+    augmented view, where predicted with at least `threshold` confidence,
+    labels a strongly augmented view; the labelled images are weakly
+    augmented too. An epoch is one pass over the unlabelled images.
+
+    Args:
+        x, y: labelled images (arrays) and their labels.
+        unlabelled: images without labels, of the same shape.
+        fine_tune_kwargs: see `fine_tune` and `fit_stage`.
+    """
+    task = contract(model)
+    task.check_labels(y)
+    task.check_inputs(np.asarray(unlabelled))
+    adapt_scaling_on_inputs(task, np.asarray(x))  # on the labelled images, before they stream
+    dataset, steps = fixmatch_dataset(x, y, unlabelled, batch_size, unlabelled_ratio)
+    trainer = FixMatchTrainer(model, threshold=threshold)
+    return fine_tune(model, dataset, trainer=trainer, steps_per_epoch=steps, **fine_tune_kwargs)

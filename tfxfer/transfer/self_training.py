@@ -18,6 +18,14 @@ unlabelled data, a weak source), the supervised head stays, and the log
 says so. A validation split with fewer than 5 examples per class cannot
 judge a round: a solved linear head is then judged by cross-validation
 over the labelled and validation examples together (`_self_train_by_folds`).
+
+The head of each round is solved by default (`solver="auto"`): a linear
+SVM's margin suits pseudo-labels (on 20 Newsgroups at 10 labels per class
+it self-trains 5 points above a logistic regression), in seconds a round.
+With `refit`, a solved head is fitted once more, on its round's examples
+and the validation examples; without it the model never learns from the
+validation examples (cross-validated rounds included), as fine-tuning
+after it needs them held out.
 """
 
 import dataclasses
@@ -26,9 +34,12 @@ import math
 import numpy as np
 import scipy.sparse
 
-from tfxfer.data.datasets import stratified_split
+from tfxfer.data.splits import stratified_split
+from tfxfer.log import say
 from tfxfer.transfer.budget import noise_margin
-from tfxfer.transfer.feature_cache import fit_head_on_features, head_on_features, source_features
+from tfxfer.transfer.contract import contract
+from tfxfer.transfer.feature_cache import source_features
+from tfxfer.transfer.head import fit_head_on_features, head_probabilities, softmax
 from tfxfer.transfer.solved_head import (
     accuracy,
     best_temperature,
@@ -41,6 +52,7 @@ from tfxfer.transfer.solved_head import (
     stack_rows,
     stratified_folds,
 )
+from tfxfer.validation import check_number
 
 
 @dataclasses.dataclass
@@ -63,12 +75,48 @@ class SelfTrainingResult:
     pseudo_labels: np.ndarray
 
 
+@dataclasses.dataclass(frozen=True)
+class _Schedule:
+    """How the rounds pick and weigh pseudo-labels, and where they report."""
+
+    rounds: int
+    threshold: float
+    weight: float  # of a pseudo-labelled example; a labelled one weighs 1
+    verbose: object
+
+    def share(self, round_, count, classes):
+        """Round r of R labels up to r/R of `count` examples, per class."""
+        return math.ceil(round_ / self.rounds * count / classes)
+
+    def sample_weights(self, labelled, pseudo):
+        return np.concatenate([np.ones(labelled), np.full(pseudo, self.weight)]).astype("float32")
+
+    def say(self, message):
+        say(self.verbose, message)
+
+    def say_supervised_kept(self, history, judged_on):
+        margin = noise_margin(judged_on)
+        self.say(
+            "self_train: pseudo-labels lowered the validation accuracy beyond its noise "
+            f"({history[0]['val_accuracy']:.4f} -> {history[-1]['val_accuracy']:.4f}, margin {margin:.3f}); "
+            "keeping the supervised head."
+        )
+
+    @classmethod
+    def checked(cls, rounds, threshold, weight, verbose):
+        check_number("pseudo_label_weight", weight, 0.0, 1.0, low_open=True)
+        check_number("threshold", threshold, 0.0, 1.0, high_open=True, hint=" (the least softmax confidence)")
+        check_number("rounds", rounds, 1, integer=True)
+        return cls(int(rounds), threshold, weight, verbose)
+
+
 def self_train(
     model,
     x,
     y,
     x_unlabelled,
     validation_data=None,
+    *,
     rounds=5,
     threshold=0.0,
     pseudo_label_weight=0.5,
@@ -85,32 +133,18 @@ def self_train(
     """Trains `model`'s head on `x, y` and on pseudo-labels of `x_unlabelled`.
 
     Args:
-        model: a task model (`ImageClassifier`, `TextClassifier`); its
-            source stays frozen, as in `fit_head`.
-        x, y: the labelled examples; `x_unlabelled`: unlabelled examples of
-            the same kind (images or texts).
-        validation_data: `(x_val, y_val)`, labelled examples kept out of
-            training; by default a stratified `validation_split` of `x, y`.
-        rounds: pseudo-labelling rounds after the supervised one; round r
-            may label up to r/rounds of the unlabelled pool, per class.
+        model: a task model; its source stays frozen, as in `fit_head`.
+        x, y: the labelled examples; `x_unlabelled`: unlabelled ones of the same kind.
+        validation_data: `(x_val, y_val)` kept out of training; by default a
+            stratified `validation_split` of `x, y`.
+        rounds: pseudo-labelling rounds after the supervised one.
         threshold: the least softmax confidence a pseudo-label needs.
-        pseudo_label_weight: the sample weight of a pseudo-labelled example
-            (a labelled one weighs 1).
-        solver: of each round's head (see `fit_head`); `"auto"`: a linear
-            head is solved exactly, seconds per round (a linear SVM's
-            margin suits pseudo-labels: on 20 Newsgroups at 10 labels per
-            class it self-trains 5 points above a logistic regression).
-        refit: a solved linear head is fitted again, once the best round is
-            known, on its examples and the validation examples (see
-            `fit_head`). Without it the model never learns from the
-            validation examples (cross-validated rounds included), as
-            fine-tuning after it needs them held out.
-        batch_size, learning_rate: of each round's Adam training (see `fit_head`).
+        pseudo_label_weight: a pseudo-labelled example's sample weight.
+        solver, refit: of each round's head (see `fit_head` and above);
+            `batch_size`, `learning_rate`: of its Adam training.
 
     Returns:
         a `SelfTrainingResult`; `model` holds the best round's head.
-
-    Example:
 
     >>> import numpy as np, tfxfer
     >>> texts = np.array(["rocket orbit launch", "god faith church"] * 20, dtype=object)
@@ -121,146 +155,107 @@ def self_train(
     >>> result.history[0]["val_accuracy"]
     1.0
     """
-    if not 0.0 < pseudo_label_weight <= 1.0:
-        raise ValueError(f"pseudo_label_weight must be in (0, 1]. Received: pseudo_label_weight={pseudo_label_weight}")
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(
-            f"threshold is the least softmax confidence of a pseudo-label, in [0, 1). Received: threshold={threshold}"
-        )
-    if int(rounds) < 1:
-        raise ValueError(f"rounds must be at least 1. Received: rounds={rounds}")
-    y = np.asarray(y)
+    schedule = _Schedule.checked(rounds, threshold, pseudo_label_weight, verbose)
+    task, y = contract(model), np.asarray(y)
     if validation_data is None:
         x = np.asarray(x, dtype=object) if isinstance(x, list) else x
         (x, y), validation_data = stratified_split(x, y, validation_split, seed)
-    val_x, val_y = validation_data
-    val_y = np.asarray(val_y)
+    val_x, val_y = validation_data[0], np.asarray(validation_data[1])
     features, pool, val_features = (
-        _in_memory(source_features(model, inputs, labels, batch_size, cache_dir, progress, adapt=False))
+        _in_memory(source_features(task, inputs, labels, batch_size, cache_dir, progress, adapt=False))
         for inputs, labels in ((x, y), (x_unlabelled, None), (val_x, val_y))
     )
-    if hasattr(model, "adapt_feature_scaling"):  # on the pool too: few labels give noisy statistics
-        # Afresh: the head is trained anew, maybe on a fine-tuned source's features.
-        model.adapt_feature_scaling(stack_rows(features, pool), refresh=True)
-    head = head_on_features(model, features)  # builds the head layers, so their start can be kept
-    start = head.get_weights()
-
-    svm_c = "auto"  # a solved head's C, chosen on validation in round 0 and then kept
-
-    def train(round_features, round_labels, weights, refit=False):
-        nonlocal svm_c
-        head.set_weights(start)  # each round trains afresh: earlier mistakes are not built on
-        history = fit_head_on_features(
-            model,
-            round_features,
-            round_labels,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            validation_data=(val_features, val_y),
-            verbose=0,
-            fresh_optimizer=True,
-            solver=solver,
-            seed=seed,
-            refit=refit,
-            svm_c=svm_c,
-            sample_weight=weights,
-        )
-        svm_c = history.history.get("C", [svm_c])[0]
-        return _probabilities(head, pool, batch_size), _probabilities(head, val_features, batch_size)
-
-    log = print if verbose else (lambda *args: None)
-    dense = linear_head(model) if solver == "auto" else None
-    folds = None
-    if dense is not None and is_small(val_y, dense.units):
-        folds = stratified_folds(np.concatenate([y, val_y]), seed)
+    # Afresh, on the pool too: few labels give noisy statistics, and the
+    # head is trained anew, maybe on a fine-tuned source's features.
+    task.adapt_feature_scaling(stack_rows(features, pool), refresh=True)
+    head = task.head_on_features(features)  # builds the head layers, so their start can be kept
+    dense = linear_head(task) if solver == "auto" else None
+    folds = stratified_folds(np.concatenate([y, val_y]), seed) if dense and is_small(val_y, dense.units) else None
     if folds:
-        log(
+        schedule.say(
             f"self_train: {len(val_y)} validation examples are too few to judge a round; each is judged by "
             f"{len(folds)}-fold cross-validation over the {len(y) + len(val_y)} labelled examples"
         )
         labelled, labels = stack_rows(features, val_features), np.concatenate([y, val_y])
         model_rows = np.arange(len(labels) if refit else len(y))  # what the model's own chain learns from
-        history, best_round, best_pick = _self_train_by_folds(
-            head, dense, labelled, labels, model_rows, pool, folds, rounds, threshold, pseudo_label_weight, seed, log
-        )
+        outcome = _self_train_by_folds(head, dense, (labelled, labels), model_rows, pool, folds, schedule, seed)
     else:
-        history, best_round, best_pick = _self_train_on_validation(
-            head,
-            train,
-            features,
-            y,
-            pool,
-            val_y,
-            rounds,
-            threshold,
-            pseudo_label_weight,
-            refit and solver == "auto",
-            log,
-        )
-    if not getattr(model, "compiled", False):
-        model.compile()
+        settings = {"batch_size": batch_size, "learning_rate": learning_rate, "solver": solver, "seed": seed}
+        rounds_ = _ValidationRounds(task, head, pool, (val_features, val_y), settings)
+        outcome = _self_train_on_validation(rounds_, features, y, schedule, refit and solver == "auto")
+    history, best_round, best_pick = outcome
+    task.ensure_compiled()
     if best_round == 0:
-        margin = noise_margin(len(y) + len(val_y) if folds else len(val_y))
-        log(
-            "self_train: pseudo-labels lowered the validation accuracy beyond its noise "
-            f"({history[0]['val_accuracy']:.4f} -> {history[-1]['val_accuracy']:.4f}, margin {margin:.3f}); "
-            "keeping the supervised head."
-        )
+        schedule.say_supervised_kept(history, len(y) + len(val_y) if folds else len(val_y))
     return SelfTrainingResult(history, best_round, *best_pick)
 
 
-def _self_train_on_validation(head, train, features, y, pool, val_y, rounds, threshold, weight, refit, log):
-    """The rounds, each judged on the validation split: `train(features,
-    labels, weights)` trains `head` afresh and returns its probabilities of
-    the pool and of the validation examples."""
-    pool_probs, val_probs = train(features, y, np.ones(len(y), "float32"))
+class _ValidationRounds:
+    """Trains the head afresh for a round and predicts the pool and the
+    validation examples; a solved head's C is chosen in round 0 and kept."""
+
+    def __init__(self, task, head, pool, validation, settings):
+        self.task, self.head, self.pool, self.validation = task, head, pool, validation
+        self.settings, self.svm_c, self.start = settings, "auto", head.get_weights()
+
+    def train(self, features, labels, weights, refit=False):
+        self.head.set_weights(self.start)  # each round trains afresh: earlier mistakes are not built on
+        history = fit_head_on_features(
+            self.task, features, labels, validation_data=self.validation, verbose=0, fresh_optimizer=True,
+            refit=refit, svm_c=self.svm_c, sample_weight=weights, **self.settings,
+        )  # fmt: skip
+        self.svm_c = history.history.get("C", [self.svm_c])[0]
+        batch_size = self.settings["batch_size"]
+        return head_probabilities(self.head, self.pool, batch_size), head_probabilities(
+            self.head, self.validation[0], batch_size
+        )
+
+
+def _self_train_on_validation(rounds, features, y, schedule, refit):
+    """The rounds, each judged on the validation split."""
+    head, pool, val_y = rounds.head, rounds.pool, rounds.validation[1]
+    best_data = (features, y, schedule.sample_weights(len(y), 0))
+    pool_probs, val_probs = rounds.train(*best_data)
     best = _round_record(0, 0, None, val_probs, val_y)
-    history, best_weights = [best], head.get_weights()
-    best_data = (features, y, np.ones(len(y), "float32"))
-    best_pick = (np.zeros(0, int), np.zeros(0, int))
-    log(f"self_train round 0 (labelled only): val accuracy {best['val_accuracy']:.4f}")
-    num_classes = val_probs.shape[1]
-    best_accuracy, margin = best["val_accuracy"], noise_margin(len(val_y))
-    for round_ in range(1, int(rounds) + 1):
-        quota = math.ceil(round_ / rounds * pool.shape[0] / num_classes)
-        picked = _confident(pool_probs, quota, threshold)
-        val_picked = _confident(val_probs, math.ceil(round_ / rounds * len(val_y) / num_classes), threshold)
-        precision = float(np.mean(val_probs[val_picked].argmax(1) == val_y[val_picked])) if len(val_picked) else None
+    history, best_weights, best_pick = [best], head.get_weights(), (np.zeros(0, int), np.zeros(0, int))
+    schedule.say(f"self_train round 0 (labelled only): val accuracy {best['val_accuracy']:.4f}")
+    classes, best_accuracy, margin = val_probs.shape[1], best["val_accuracy"], noise_margin(len(val_y))
+    for round_ in range(1, schedule.rounds + 1):
+        picked = confident_picks(pool_probs, schedule.share(round_, pool.shape[0], classes), schedule.threshold)
+        judged = confident_picks(val_probs, schedule.share(round_, len(val_y), classes), schedule.threshold)
+        precision = float(np.mean(val_probs[judged].argmax(1) == val_y[judged])) if len(judged) else None
         labels = pool_probs[picked].argmax(1)
-        weights = np.concatenate([np.ones(len(y)), np.full(len(picked), weight)]).astype("float32")
+        weights = schedule.sample_weights(len(y), len(picked))
         round_data = (stack_rows(features, pool[picked]), np.concatenate([y, labels]), weights)
-        pool_probs, val_probs = train(*round_data)
+        pool_probs, val_probs = rounds.train(*round_data)
         record = _round_record(round_, len(picked), precision, val_probs, val_y)
         history.append(record)
-        log(
-            f"self_train round {round_}: {len(picked)} pseudo-labels (estimated precision "
-            f"{'n/a' if precision is None else f'{precision:.3f}'}), val accuracy {record['val_accuracy']:.4f}"
-        )
+        schedule.say(f"self_train round {round_}: {_describe(record)}, val accuracy {record['val_accuracy']:.4f}")
         if record["val_accuracy"] < best_accuracy - margin:
             break  # this round hurt beyond noise: later, larger shares will not help either
         best_accuracy = max(best_accuracy, record["val_accuracy"])
         best, best_weights, best_pick, best_data = record, head.get_weights(), (picked, labels), round_data
     head.set_weights(best_weights)
     if refit:
-        train(*best_data, refit=True)  # the validation examples join the chosen round's
+        rounds.train(*best_data, refit=True)  # the validation examples join the chosen round's
     return history, best["round"], best_pick
 
 
-def _self_train_by_folds(head, dense, labelled, labels, model_rows, pool, folds, rounds, threshold, weight, seed, log):
+def _self_train_by_folds(head, dense, labelled, model_rows, pool, folds, schedule, seed):
     """The rounds of a solved linear head, each judged by cross-validation:
     one self-training chain per fold, on the other folds' labelled examples
     and the pseudo-labels that chain's own head picks, predicts the fold; a
     round's accuracy is that of all those out-of-fold predictions. A last
     chain on the labelled examples `model_rows` (the training ones, or all
     with `refit`) gives the model its head."""
-    inputs, pool_inputs = head_inputs(head, dense, labelled, pool)
-    units, count = dense.units, len(labels)
+    inputs, pool_inputs = head_inputs(head, dense, labelled[0], pool)
+    labels, units = labelled[1], dense.units
     c = cross_validated_c(inputs, labels, None, seed, units, folds)
     chains = [train for train, _ in folds] + [model_rows]
 
     def solve_chain(train, picked, pseudo_labels):
         rows = stack_rows(inputs[train], pool_inputs[picked])
-        weights = np.concatenate([np.ones(len(train)), np.full(len(picked), weight)]).astype("float32")
+        weights = schedule.sample_weights(len(train), len(picked))
         return solve(rows, np.concatenate([labels[train], pseudo_labels]), weights, c, seed, units)
 
     nothing = np.zeros(0, int)
@@ -269,25 +264,25 @@ def _self_train_by_folds(head, dense, labelled, labels, model_rows, pool, folds,
     scale = best_temperature(scores, labels)  # confidences for the picks, kept for every round
     history = [_round_record(0, 0, None, scores, labels)]
     best = (history[0], solved[-1], scores, (nothing, nothing))
-    log(f"self_train round 0 (labelled only): cross-validated accuracy {history[0]['val_accuracy']:.4f}")
-    best_accuracy, margin = history[0]["val_accuracy"], noise_margin(count)
-    for round_ in range(1, int(rounds) + 1):
-        quota = math.ceil(round_ / rounds * pool.shape[0] / units)
-        judged = _confident(_softmax(scale * scores), math.ceil(round_ / rounds * count / units), threshold)
+    schedule.say(f"self_train round 0 (labelled only): cross-validated accuracy {history[0]['val_accuracy']:.4f}")
+    best_accuracy, margin = history[0]["val_accuracy"], noise_margin(len(labels))
+    for round_ in range(1, schedule.rounds + 1):
+        quota = schedule.share(round_, pool.shape[0], units)
+        judged = confident_picks(
+            softmax(scale * scores), schedule.share(round_, len(labels), units), schedule.threshold
+        )
         precision = float(np.mean(scores[judged].argmax(1) == labels[judged])) if len(judged) else None
         picks = []
         for kernel, bias in solved:
-            probabilities = _softmax(scale * (pool_inputs @ kernel + bias))
-            picked = _confident(probabilities, quota, threshold)
+            probabilities = softmax(scale * (pool_inputs @ kernel + bias))
+            picked = confident_picks(probabilities, quota, schedule.threshold)
             picks.append((picked, probabilities[picked].argmax(1)))
         solved = [solve_chain(train, *pick) for train, pick in zip(chains, picks)]
         scores = fold_scores(inputs, folds, solved)
         record = _round_record(round_, len(picks[-1][0]), precision, scores, labels)
         history.append(record)
-        log(
-            f"self_train round {round_}: {record['pseudo_labels']} pseudo-labels (estimated precision "
-            f"{'n/a' if precision is None else f'{precision:.3f}'}), cross-validated accuracy "
-            f"{record['val_accuracy']:.4f}"
+        schedule.say(
+            f"self_train round {round_}: {_describe(record)}, cross-validated accuracy {record['val_accuracy']:.4f}"
         )
         if record["val_accuracy"] < best_accuracy - margin:
             break  # as on a validation split
@@ -299,22 +294,20 @@ def _self_train_by_folds(head, dense, labelled, labels, model_rows, pool, folds,
     return history, record["round"], pick
 
 
+def _describe(record):
+    precision = record["precision"]
+    return (
+        f"{record['pseudo_labels']} pseudo-labels (estimated precision "
+        f"{'n/a' if precision is None else f'{precision:.3f}'})"
+    )
+
+
 def _in_memory(features):
     """Cached features read into memory (sparse ones stay sparse)."""
     return features if scipy.sparse.issparse(features) else np.asarray(features)
 
 
-def _probabilities(head, features, batch_size):
-    return _softmax(head.predict(features, batch_size=max(batch_size, 256), verbose=0))
-
-
-def _softmax(logits):
-    logits = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def _confident(probabilities, quota, threshold):
+def confident_picks(probabilities, quota, threshold):
     """Indices of the `quota` most confident examples of each predicted
     class whose confidence reaches `threshold`."""
     predicted, confidence = probabilities.argmax(1), probabilities.max(1)

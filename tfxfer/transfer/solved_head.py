@@ -31,9 +31,7 @@ def linear_head(model):
     dense = layers[0] if len(layers) == 1 and isinstance(layers[0], keras.layers.Dense) else None
     if dense is None or dense.activation not in (keras.activations.linear, None) or dense.kernel_regularizer:
         return None
-    custom_loss = getattr(model, "compiled", False) and not isinstance(
-        model.loss, keras.losses.SparseCategoricalCrossentropy
-    )
+    custom_loss = model.compiled_by_user and not isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
     return None if custom_loss else dense
 
 
@@ -191,7 +189,7 @@ def fit_linear_head(head, dense, features, labels, weights, val_features, val_y,
     if folds:  # the head learns from the training examples, and from the validation ones with refit
         rows = slice(None) if refit else slice(train_count)
         inputs, labels, weights = inputs[rows], labels[rows], None if weights is None else weights[rows]
-        solved, refit = solve(inputs, labels, weights, c, seed, units), False
+        solved = solve(inputs, labels, weights, c, seed, units)
     kernel, bias = solved
     scale = best_temperature(val_scores, judged_y)
     train_logits, val_logits = scale * (inputs @ kernel + bias), scale * val_scores
@@ -205,7 +203,7 @@ def fit_linear_head(head, dense, features, labels, weights, val_features, val_y,
         **extra,
     }
     history.set_model(head)
-    if refit:
+    if refit and not folds:  # cross-validated: the validation examples were in its rows already
         all_weights = None if weights is None else np.concatenate([weights, np.ones(len(val_y))])
         kernel, bias = solve(stack_rows(inputs, val_inputs), all_labels, all_weights, c, seed, units)
     dense.set_weights([scale * kernel, scale * bias])

@@ -1,7 +1,11 @@
 """Structure transfer: a source network's architecture rebuilt for a new
 task, with its weights copied or drawn afresh, and a new head."""
 
+import itertools
+
 import keras
+
+from tfxfer.validation import check_choice
 
 WEIGHTS = ("copy", "random")
 
@@ -28,14 +32,12 @@ def clone_structure(model, num_classes=None, weights="copy", seed=None):
     >>> clone.output_shape, bool(np.array_equal(clone.get_weights()[0], source.get_weights()[0]))
     ((None, 5), True)
     """
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}. Received: weights={weights!r}")
+    check_choice("weights", weights, WEIGHTS)
     if not isinstance(model, keras.Model):
         raise TypeError(f"clone_structure takes a Keras model. Received: {type(model).__name__}")
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
     try:
-        clone = keras.models.clone_model(model)  # the same graph, fresh weights
+        # The same graph, fresh weights; a seed goes into the initializers, not the global state.
+        clone = keras.models.clone_model(model, clone_function=None if seed is None else _seeded_clone(seed))
         clone.inputs  # noqa: B018  (a subclassed model has no graph inputs)
     except (NotImplementedError, TypeError, ValueError, AttributeError) as error:
         raise TypeError(
@@ -45,6 +47,21 @@ def clone_structure(model, num_classes=None, weights="copy", seed=None):
     if weights == "copy":
         clone.set_weights(model.get_weights())
     return clone if num_classes is None else _new_head(clone, int(num_classes))
+
+
+def _seeded_clone(seed):
+    """A `clone_function` that rebuilds each layer with its random
+    initializers seeded `seed`, `seed + 1`, ... in the order met."""
+    counter = itertools.count(seed)
+
+    def clone(layer):
+        config = layer.get_config()
+        for key, value in config.items():
+            if key.endswith("_initializer") and isinstance(value, dict) and "seed" in value.get("config", {}):
+                value["config"]["seed"] = next(counter)
+        return layer.__class__.from_config(config)
+
+    return clone
 
 
 def _new_head(model, num_classes):
