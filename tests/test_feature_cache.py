@@ -29,6 +29,19 @@ def test_miss_then_hit_gives_the_source_features(backbone, tmp_path):
     assert [p.suffix for p in tmp_path.iterdir()] == [".npy"]  # no partial file left
 
 
+def test_a_cache_entry_cut_short_is_dropped_and_recomputed(backbone, tmp_path, caplog):
+    features, _ = extract_features(backbone, RAW, batch_size=8, cache_dir=tmp_path, progress=False)
+    expected, (entry,) = np.array(features), list(tmp_path.iterdir())
+    del features
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])  # a copy or a disk that stopped halfway
+    with caplog.at_level("WARNING", logger="tfxfer"):
+        again, hit = extract_features(backbone, RAW, batch_size=8, cache_dir=tmp_path, progress=False)
+    assert not hit and np.array_equal(np.asarray(again), expected)
+    assert any("is damaged" in message and "recomputed" in message for message in caplog.messages)
+    third, hit = extract_features(backbone, RAW, batch_size=8, cache_dir=tmp_path, progress=False)
+    assert hit  # the recomputed entry is whole
+
+
 def test_key_changes_with_weights_data_and_input_size(backbone):
     key = cache_key(backbone, RAW)
     assert cache_key(backbone, RAW.copy()) == key

@@ -104,19 +104,6 @@ class Task(Transferable, MultiWorkerFit, keras.Model):
         mean, variance = layer.get_weights()[:2]
         return bool(np.any(mean != 0) or np.any(variance != 1))
 
-    @property
-    def fine_tunes_by_default(self):
-        """Whether the recipes and the CLI fine-tune the source after the
-        head when the fine-tuning epochs are `"auto"`."""
-        return True
-
-    def fine_tuning_rates(self):
-        """`(learning_rate, source_rate)` that `fine_tune` uses for `"auto"`:
-        the head's peak rate, and the multiplier of the source's top group.
-        A deep pretrained stack moves at a tenth of the head's rate, so its
-        lower features survive the first noisy steps."""
-        return 1e-3, 0.1
-
     def _compile_defaults(self):
         """The construction's compile: `"auto"` everywhere. The strategies
         treat it as no choice of the user's (`compiled_by_user`), so
