@@ -136,3 +136,23 @@ def test_gensims_mini_newsgroup_sample():
     assert len(sample.data) == 200 and sample.target_names == ["alt.atheism", "sci.space"]
     assert np.bincount(sample.target).tolist() == [100, 100]
     assert sample.data[0].startswith("Newsgroups: alt.atheism")
+
+
+def test_hidden_folders_and_files_are_no_newsgroups_or_posts(tmp_path, caplog):
+    """A notebook's `.ipynb_checkpoints/` beside the groups (and a `.DS_Store`
+    among the posts) was read as a 21st class; now skipped with a notice,
+    in folders and archives alike."""
+    layout = {**_layout(), ("train", ".ipynb_checkpoints", "50000"): "x", ("train", "sci.space", ".DS_Store"): "y"}
+    archive = tmp_path / "20news-bydate.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for (split, group, name), text in layout.items():
+            _add(tar, f"20news-bydate-{split}/{group}/{name}", text.encode("latin-1"))
+            folder = tmp_path / "folders" / f"20news-bydate-{split}" / group
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(text.encode("latin-1"))
+    with caplog.at_level("WARNING", logger="tfxfer"):
+        from_folders = load_20newsgroups(tmp_path / "folders", "train")
+    from_archive = load_20newsgroups(archive, "train")
+    for posts in (from_folders, from_archive):
+        assert posts.target_names == GROUPS and len(posts.data) == 9
+    assert any(".ipynb_checkpoints" in message for message in caplog.messages)

@@ -136,9 +136,13 @@ def fit(config, run_dir, overwrite=False):
 def _with_absolute_paths(config):
     """`config` with its local data paths made absolute, so that the run
     folder names the same files wherever `evaluate` runs later."""
+    from tfxfer.data.datasets import IMAGE_DATA, TEXT_DATA
+
     paths = {}
     for name in ("data", "unlabelled", "weights"):
         value = getattr(config, name)
+        if value in (*IMAGE_DATA, *TEXT_DATA, "auto", "rest", "none"):
+            continue  # a name, even where a folder of that name exists
         if isinstance(value, str) and os.path.exists(os.path.expanduser(value)):
             paths[name] = os.path.abspath(os.path.expanduser(value))
     return dataclasses.replace(config, **paths)
