@@ -215,3 +215,31 @@ def test_load_model_registers_tfxfers_classes_in_a_fresh_process(tmp_path):
     )
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.strip().splitlines()[-1] == "TextClassifier (1, 2)"
+
+
+def test_a_damaged_model_file_is_named_as_damaged(tmp_path):
+    from tfxfer import load_model
+
+    for content in (b"", b"PK\x03\x04 cut short"):
+        (tmp_path / "model.keras").write_bytes(content)
+        with pytest.raises(ValueError, match=r"model.keras' is damaged: not a whole .keras file"):
+            load_model(tmp_path / "model.keras")
+
+
+def test_unlabelled_data_of_another_shape_is_blamed_on_the_option(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / "pool" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 40), (30 * i, 0, 0)).save(tmp_path / "pool" / name / f"{i}.png")
+    result = CliRunner().invoke(
+        main,
+        ["fit", "image", "--source", "digits04_cnn", "--data", "digits", "--unlabelled", str(tmp_path / "pool"),
+         "--run-dir", str(tmp_path / "run")],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert f"--unlabelled {tmp_path / 'pool'} holds inputs of shape (96, 96, 3), the training data (8, 8, 1)" in (
+        result.output
+    )
+    assert not (tmp_path / "run").exists()

@@ -1,6 +1,7 @@
 """Test figures of a trained classifier, and loading a saved one."""
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -34,6 +35,11 @@ def load_model(path, safe_mode=True):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model file at '{path}': did `tfxfer fit` finish there?")
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):  # Keras would call it "File not found"
+        raise ValueError(
+            f"'{path}' is damaged: not a whole .keras file ({os.path.getsize(path):,} bytes, cut short or "
+            "overwritten). Rerun the fit that wrote it (`tfxfer fit ... --overwrite` in a run folder)."
+        )
     try:
         return keras.saving.load_model(path, safe_mode=safe_mode)
     except ValueError as error:

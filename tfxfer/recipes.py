@@ -161,9 +161,15 @@ def _unlabelled(recipe, data):
     if choice == "none":
         return None
     try:
-        return recipe.load(choice).x_train
+        pool = recipe.load(choice).x_train
     except (ValueError, OSError) as error:
         raise type(error)(f"--unlabelled {choice}: {error}") from error
+    if getattr(pool, "ndim", 1) > 1 and pool.shape[1:] != data.x_train.shape[1:]:
+        raise ValueError(
+            f"--unlabelled {choice} holds inputs of shape {pool.shape[1:]}, the training data "
+            f"{data.x_train.shape[1:]}: pass unlabelled data of the same kind (same image size and channels)."
+        )
+    return pool
 
 
 def _train(recipe, run, data, unlabelled):
