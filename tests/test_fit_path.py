@@ -243,3 +243,17 @@ def test_unlabelled_data_of_another_shape_is_blamed_on_the_option(tmp_path):
         result.output
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_inputs_and_labels_of_different_lengths_are_refused_at_each_entry(tmp_path):
+    from tfxfer import fit_head, fit_stage
+
+    model = _plain_task()
+    x, y = np.zeros((10, 4), "float32"), np.arange(9) % 2
+    for train in (
+        lambda: fit_stage(model, x, y, epochs=1, verbose=0),
+        lambda: fit_head(model, x, y, epochs=1, cache_dir=tmp_path, progress=False, verbose=0),
+    ):
+        with pytest.raises(ValueError, match=r"different numbers of examples \(x: 10, y: 9\)"):
+            train()
+    assert list(tmp_path.iterdir()) == []  # refused before any feature was extracted

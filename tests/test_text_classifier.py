@@ -83,9 +83,10 @@ def test_keras_round_trip_and_raw_string_export(vectors, corpus, tmp_path):
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
 
 
-def test_fine_tune_trains_the_embedding_at_a_lower_rate(vectors, corpus):
+def test_fine_tune_trains_the_embedding_at_the_heads_rate_and_leaves_padding_alone(vectors, corpus):
     texts, labels = corpus
     model = tfxfer.TextClassifier.from_word_vectors(vectors, texts, num_classes=2)
+    assert model.fine_tuning_rates() == (1e-2, 1.0)  # a lookup table, not a deep stack: no lower rate
     embedding = model.backbone.get_layer("word_embedding")
     before = embedding.get_weights()[0].copy()
     history = tfxfer.fine_tune(model, texts, labels, epochs=2, warmup_epochs=1, unfreeze=1, batch_size=8, verbose=0)

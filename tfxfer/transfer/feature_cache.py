@@ -22,6 +22,7 @@ from tfxfer.data.texts import as_model_inputs
 from tfxfer.log import logger
 from tfxfer.settings import cache_folder
 from tfxfer.transfer.contract import contract
+from tfxfer.validation import check_consistent_length
 
 
 def default_cache_dir():
@@ -188,6 +189,8 @@ def source_features(model, x, y=None, batch_size=32, cache_dir=None, progress=Tr
     the head's feature scaling on them (`Task.adapt_feature_scaling`)."""
     task = contract(model)
     _refuse_randomness_before(task)
+    if y is not None and not isinstance(y, dict):
+        check_consistent_length(x=x, y=y)
     task.check_labels(y)
     task.check_inputs(x)
     task.backbone.trainable = False

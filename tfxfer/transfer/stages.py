@@ -30,7 +30,7 @@ from tfxfer.transfer.budget import (
 from tfxfer.transfer.contract import contract
 from tfxfer.transfer.feature_cache import adapt_scaling_on_inputs
 from tfxfer.transfer.optimizers import OPTIMIZERS, warmup_cosine
-from tfxfer.validation import check_choice
+from tfxfer.validation import check_choice, check_consistent_length
 
 
 def fit_stage(
@@ -86,7 +86,6 @@ def fit_stage(
     stage = _Stage(name, checkpoint_dir)
     if stage.done(model):
         return None
-    task.check_labels(y)
     repeat = epochs == "auto" and trainer is None
     x, y, sample_weight, passes = _stage_inputs(task, x, y, fit_kwargs.pop("sample_weight", None), batch_size, repeat)
     steps = steps_per_epoch(x, batch_size, fit_kwargs.get("steps_per_epoch"))
@@ -115,7 +114,11 @@ def fit_stage(
 
 
 def _stage_inputs(task, x, y, sample_weight, batch_size, repeat):
-    """Tasks balanced, few examples repeated (`repeat`), the feature scaling adapted."""
+    """Inputs and labels checked, tasks balanced, few examples repeated
+    (`repeat`), the feature scaling adapted."""
+    if y is not None and not isinstance(y, dict) and hasattr(x, "__len__"):
+        check_consistent_length(x=x, y=y)
+    task.check_labels(y)
     x, y, sample_weight = balanced_tasks(task, x, y, sample_weight)
     passes = 1
     if repeat:
