@@ -30,13 +30,13 @@ collect_ignore = ["two_cpu_checks.py", "multi_worker_checks.py", "helpers.py"]
 @pytest.fixture
 def source_model():
     """A fresh copy (same seed) of the model behind `hub_module`."""
-    return small_bn_model()
+    return small_bn_model(named=True)
 
 
 @pytest.fixture(scope="session")
 def hub_module(tmp_path_factory):
     """A TF-Hub-format SavedModel of `small_bn_model()`, in a temporary folder."""
-    return export_hub_module(small_bn_model(), tmp_path_factory.mktemp("hub") / "module", IMAGE_SHAPE)
+    return export_hub_module(small_bn_model(named=True), tmp_path_factory.mktemp("hub") / "module", IMAGE_SHAPE)
 
 
 @pytest.fixture

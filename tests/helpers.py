@@ -12,12 +12,14 @@ IMAGE_SHAPE = (8, 8, 1)
 FIT_TEXT_DEFAULTS = ("fit", "text", "--source", "embedded", "--data", "mini_newsgroup")
 
 
-def small_bn_model(seed=0):
-    """Conv + BatchNorm + pooling: a source with trainable and moving weights."""
+def small_bn_model(seed=0, named=False):
+    """Conv + BatchNorm + pooling: a source with trainable and moving weights.
+    `named`: its layers called `conv2d` and `batch_normalization` whatever
+    this process built before (Keras numbers default names per process)."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(IMAGE_SHAPE)
-    x = keras.layers.Conv2D(4, 3)(inputs)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(4, 3, name="conv2d" if named else None)(inputs)
+    x = keras.layers.BatchNormalization(name="batch_normalization" if named else None)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, x)
 

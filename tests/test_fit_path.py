@@ -257,3 +257,17 @@ def test_inputs_and_labels_of_different_lengths_are_refused_at_each_entry(tmp_pa
         with pytest.raises(ValueError, match=r"different numbers of examples \(x: 10, y: 9\)"):
             train()
     assert list(tmp_path.iterdir()) == []  # refused before any feature was extracted
+
+
+def test_seeds_reach_the_weights_through_initializers_not_the_global_state():
+    from tfxfer.sources import feature_extractor, text_encoder
+
+    keras.utils.set_random_seed(1)
+    first = keras.random.uniform((3,)).numpy()
+    keras.utils.set_random_seed(1)
+    same, again = feature_extractor(seed=3), feature_extractor(seed=3)
+    encoders = [text_encoder(["rocket orbit", "god faith"], dim=4, seed=5) for _ in range(2)]
+    assert np.allclose(keras.random.uniform((3,)).numpy(), first)  # the global generator was not reset or drawn
+    assert all(np.array_equal(a, b) for a, b in zip(same.get_weights(), again.get_weights()))
+    assert not np.array_equal(same.get_weights()[0], feature_extractor(seed=4).get_weights()[0])
+    assert np.array_equal(*(e.get_layer("word_embedding").get_weights()[0] for e in encoders))

@@ -101,21 +101,24 @@ def verify_manifest(folder):
 
 
 def feature_extractor(seed=None):
-    """The source architecture: 8x8 digit images -> 64-d features."""
+    """The source architecture: 8x8 digit images -> 64-d features, its
+    initial weights drawn from `seed` (through the initializers; None: from
+    Keras' global generator)."""
     import keras
 
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
+    def initializer(offset):
+        return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed=seed + offset)
+
     layers = keras.layers
     inputs = keras.Input(IMAGE_SHAPE, name="images")
     x = layers.Rescaling(1 / 16)(inputs)
-    for filters in (32, 64):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    for offset, filters in enumerate((32, 64)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=initializer(offset))(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.MaxPooling2D()(x)
     x = layers.GlobalAveragePooling2D()(x)
-    features = layers.Dense(FEATURE_DIM, activation="relu")(x)
+    features = layers.Dense(FEATURE_DIM, activation="relu", kernel_initializer=initializer(2))(x)
     return keras.Model(inputs, features, name="digits_features")
 
 
@@ -130,6 +133,7 @@ def build_embedded_source(folder, seed=0, epochs=40):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels))
     held_out, train = order[: len(order) // 5], order[len(order) // 5 :]
+    keras.utils.set_random_seed(seed)  # this rebuild command is an application: its run is seeded whole
     extractor = feature_extractor(seed)
     classifier = keras.Sequential([extractor, keras.layers.Dense(len(SOURCE_CLASSES))])
     classifier.compile(
