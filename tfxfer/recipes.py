@@ -12,11 +12,29 @@ import dataclasses
 import os
 import time
 
+import keras
 import numpy as np
 
+from tfxfer.data.datasets import IMAGE_DATA, TEXT_DATA, load_image_data, load_text_data
+from tfxfer.data.pipelines import image_dataset
+from tfxfer.data.splits import stratified_split
+from tfxfer.distribute import set_precision
+from tfxfer.distribute import strategy as resolve_strategy
+from tfxfer.evaluation import evaluate_model, load_model
+from tfxfer.exporting import export as export_model
+from tfxfer.files import write_atomically, write_json
 from tfxfer.fit_config import FitConfig
 from tfxfer.log import logger, say
+from tfxfer.methods.transferability import rank_sources
+from tfxfer.plots import confusion_matrix
 from tfxfer.run_folder import RunFolder
+from tfxfer.sources.kerashub import preset_rows
+from tfxfer.sources.registry import presets
+from tfxfer.sources.resolve import hub_cache_modules, resolve
+from tfxfer.tasks import ImageClassifier, TextClassifier
+from tfxfer.transfer import fine_tune, fit_head, self_train
+from tfxfer.transfer.contract import contract
+from tfxfer.transfer.feature_cache import source_features
 
 
 class Recipe:
@@ -50,29 +68,21 @@ class ImageRecipe(Recipe):
     kind = "image"
 
     def checked(self):
-        from tfxfer.sources.resolve import resolve
-
         resolve(self.config.source, "image")  # an unknown source is refused before the data is read
         augment = self.config.data != "digits" if self.config.augment is None else self.config.augment
         return ImageRecipe(dataclasses.replace(self.config, augment=augment))
 
     def load(self, data=None):
-        from tfxfer.data.datasets import load_image_data
-
         size = self.config.input_size
         return load_image_data(data or self.config.data, image_size=(size, size), seed=self.config.seed)
 
     def build(self, data, unlabelled=None):
-        from tfxfer.tasks import ImageClassifier
-
         config = self.config
         return ImageClassifier.from_preset(
             config.source, len(data.class_names), input_size=config.input_size, weights=config.weights
         )
 
     def training_data(self, x, y):
-        from tfxfer.data.pipelines import image_dataset
-
         config = self.config
         return image_dataset(x, y, batch_size=config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
 
@@ -81,8 +91,6 @@ class TextRecipe(Recipe):
     kind = "text"
 
     def checked(self):
-        from tfxfer.sources.resolve import resolve
-
         config = self.config
         form = resolve(config.source, "text").form
         if form != "vectors":
@@ -96,13 +104,9 @@ class TextRecipe(Recipe):
         return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or "hybrid"))
 
     def load(self, data=None):
-        from tfxfer.data.datasets import load_text_data
-
         return load_text_data(data or self.config.data, remove=self.config.remove, seed=self.config.seed)
 
     def build(self, data, unlabelled=None):
-        from tfxfer.tasks import TextClassifier
-
         config = self.config
         # The vocabulary comes from all training text: unlabelled text is cheap.
         texts = data.x_train if unlabelled is None else np.concatenate([data.x_train, unlabelled])
@@ -136,8 +140,6 @@ def fit(config, run_dir, overwrite=False):
 def _with_absolute_paths(config):
     """`config` with its local data paths made absolute, so that the run
     folder names the same files wherever `evaluate` runs later."""
-    from tfxfer.data.datasets import IMAGE_DATA, TEXT_DATA
-
     paths = {}
     for name in ("data", "unlabelled", "weights"):
         value = getattr(config, name)
@@ -173,13 +175,9 @@ def _unlabelled(recipe, data):
 
 
 def _train(recipe, run, data, unlabelled):
-    import keras
-
-    from tfxfer import distribute
-
     config = recipe.config
-    distribute.set_precision(config.precision)
-    strategy = distribute.strategy(config.strategy)
+    set_precision(config.precision)
+    strategy = resolve_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)  # the run's one global seed, set by the application
     with strategy.scope():
         model = recipe.build(data, unlabelled)
@@ -210,10 +208,6 @@ def train_and_report(model, data, run, config, *, train=None, unlabelled=None, v
     Returns:
         dict of the test figures (and `self_training`: its rounds).
     """
-    from tfxfer.evaluation import evaluate_model
-    from tfxfer.transfer import fine_tune, fit_head, self_train
-    from tfxfer.transfer.contract import contract
-
     verbose = 0 if config.quiet else "auto"
     (x_train, y_train), validation = data.held_out(validation_fraction, config.seed)
     started, histories, results = time.perf_counter(), {"head": None, "fine_tune": None}, {}
@@ -270,9 +264,6 @@ def _fine_tuning_epochs(model, epochs, verbose):
 def _write_run(run, model, data, histories, results, export):
     """Metrics, plots, the `.keras` file and the export (the predictions
     leave `results` for the plots)."""
-    from tfxfer.exporting import export as export_model
-    from tfxfer.files import write_atomically
-
     predictions = np.asarray(results.pop("predictions"))
     run.write_metrics(histories, results)
     run.write_plots(histories, data.y_test, predictions, data.class_names, title="test")
@@ -282,29 +273,23 @@ def _write_run(run, model, data, histories, results, export):
 
 
 def load_run(run_dir, safe_mode=True):
-    """`(recipe, model)` of a finished run: its settings from `config.json`
-    and its `model.keras` (in Keras' safe mode unless told otherwise)."""
-    from tfxfer.evaluation import load_model
-
+    """`(recipe, model, run folder, config.json's record)` of a finished run:
+    its settings and its `model.keras` (in Keras' safe mode unless told otherwise)."""
     run = RunFolder(run_dir)
-    config = FitConfig.from_record(run.read_config())
+    record = run.read_config()
     if not os.path.isfile(run.model):
         raise FileNotFoundError(f"No model.keras in '{run.path}': did `tfxfer fit` finish there?")
-    return recipe_for(config), load_model(run.model, safe_mode=safe_mode), run
+    return recipe_for(FitConfig.from_record(record)), load_model(run.model, safe_mode=safe_mode), run, record
 
 
 def evaluate_run(run_dir, data=None, safe_mode=True):
     """What `tfxfer evaluate` runs: a finished run's test figures on `data`
     (by default its own test split), written to `evaluation.json` with a
     confusion plot. Returns `(results, data name)`."""
-    from tfxfer import plots
-    from tfxfer.evaluation import evaluate_model
-    from tfxfer.files import write_json
-
-    recipe, model, run = load_run(run_dir, safe_mode)
+    recipe, model, run, record = load_run(run_dir, safe_mode)
     name = data or recipe.config.data
     loaded = recipe.load(name)
-    trained_on = run.read_config().get("class_names")
+    trained_on = record.get("class_names")
     if trained_on is not None and list(loaded.class_names) != list(trained_on):
         raise ValueError(
             f"{name} has the classes {loaded.class_names}, but the run was trained on {trained_on}: "
@@ -312,7 +297,7 @@ def evaluate_run(run_dir, data=None, safe_mode=True):
         )
     results = evaluate_model(model, loaded)
     predictions = results.pop("predictions")
-    plots.confusion_matrix(
+    confusion_matrix(
         loaded.y_test, predictions, loaded.class_names, run.file("plots", "evaluation_confusion.png"), title=str(name)
     )
     write_json(run.file("evaluation.json"), {"data": name, **results})
@@ -321,20 +306,13 @@ def evaluate_run(run_dir, data=None, safe_mode=True):
 
 def export_run(run_dir, out, safe_mode=True):
     """What `tfxfer export` runs: a finished run's model as a SavedModel at `out`."""
-    from tfxfer.exporting import export
-
-    _, model, _ = load_run(run_dir, safe_mode)
-    return export(model, out)
+    model = load_run(run_dir, safe_mode)[1]
+    return export_model(model, out)
 
 
 def rank_image_sources(names, data, input_size=None, examples=1000, seed=0):
     """`rank_sources` of the image sources `names` on `data`'s training
     images (a stratified `examples` of them): the rows, best LogME first."""
-    from tfxfer.data.splits import stratified_split
-    from tfxfer.methods.transferability import rank_sources
-    from tfxfer.tasks import ImageClassifier
-    from tfxfer.transfer.feature_cache import source_features
-
     x, y = data.x_train, data.y_train
     if len(y) > examples:
         _, (x, y) = stratified_split(x, y, examples / len(y), seed)
@@ -350,10 +328,6 @@ def rank_image_sources(names, data, input_size=None, examples=1000, seed=0):
 
 def source_rows():
     """`(name, kind, description, location)` of every source `tfxfer sources` lists."""
-    from tfxfer.sources.kerashub import preset_rows
-    from tfxfer.sources.registry import presets
-    from tfxfer.sources.resolve import hub_cache_modules
-
     rows = []
     for preset in presets():
         aliases = f" (alias {', '.join(preset.aliases)})" if preset.aliases else ""
@@ -365,6 +339,4 @@ def source_rows():
 
 def rankable_image_presets():
     """The image presets with weights on this machine: what `--rank` scores by default."""
-    from tfxfer.sources.registry import presets
-
     return [p.name for p in presets("image") if p.available_offline and p.weights != "random"]
