@@ -38,3 +38,75 @@ def time_limit(seconds):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+TICKET_WORDS = {
+    "billing": "refund invoice charge payment card money bill price paid".split(),
+    "bug": "crash error freeze broken bug fails exception screen".split(),
+    "account": "password login account email username reset sign profile".split(),
+}
+
+
+def ticket_rows(count, seed=0):
+    """`(text, label)` rows of a generated three-class support-ticket task."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        label = sorted(TICKET_WORDS)[i % 3]
+        words = rng.choices(TICKET_WORDS[label], k=5) + rng.choices("the a my is not it please help".split(), k=4)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_tickets(path, rows, form=None, label="label"):
+    """`rows` written as `form` (by `path`'s suffix: .csv, .tsv, .jsonl), or as a
+    folder of class folders of text files (`form="folder"`)."""
+    import csv
+    import json
+    import pathlib
+
+    path = pathlib.Path(path)
+    form = form or path.suffix
+    if form == "folder":
+        for i, (text, name) in enumerate(rows):
+            (path / name).mkdir(parents=True, exist_ok=True)
+            (path / name / f"ticket {i}.txt").write_text(text)
+    elif form == ".jsonl":
+        path.write_text("".join(json.dumps({"text": text, label: name}) + "\n" for text, name in rows))
+    else:
+        with open(path, "w", newline="") as file:
+            writer = csv.writer(file, delimiter="\t" if form == ".tsv" else ",")
+            writer.writerow(["text", label])
+            writer.writerows(rows)
+    return path
+
+
+def write_digit_pngs(folder, per_class=12, classes=(5, 6, 7), labels=None, offset=0):
+    """scikit-learn digits of `classes` as PNG files under `folder/images/`,
+    and `folder/digits.csv` naming them (relative paths) with their label
+    (`labels(digit)`: a cell; by default the digit). Returns the CSV's path."""
+    import csv
+    import pathlib
+
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    folder = pathlib.Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    digits = load_digits()
+    rows = []
+    for digit in classes:
+        for i in np.flatnonzero(digits.target == digit)[offset : offset + per_class]:
+            name = f"images/{digit}_{i}.png"
+            Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).save(folder / name)
+            rows.append((name, labels(digit) if labels else str(digit)))
+    path = folder / "digits.csv"
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["path", "label"])
+        writer.writerows(rows)
+    return path

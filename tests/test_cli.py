@@ -78,7 +78,7 @@ def test_evaluate_and_export_round_trip(image_run, tmp_path):
     model = keras.saving.load_model(run / "model.keras", safe_mode=False)
     images = np.random.default_rng(0).integers(0, 17, (5, 8, 8, 1)).astype("uint8")
     reloaded = tf.saved_model.load(str(out))  # held: the endpoint needs its variables alive
-    served = reloaded.serve(tf.constant(images)).numpy()
+    served = reloaded.serve(tf.constant(images))["probabilities"].numpy()
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(images.astype("float32"))))
     np.testing.assert_allclose(served, expected, atol=1e-5)
     twice = _invoke("export", run, out)
@@ -193,7 +193,7 @@ def test_expected_failures_end_in_one_line_and_bugs_keep_their_traceback(tmp_pat
     assert len(result.output.strip().splitlines()) == 1 and "config.json" in result.output
 
 
-def test_safe_mode_names_what_it_refused_and_evaluate_checks_the_class_names(tmp_path):
+def test_safe_mode_names_what_it_refused_and_evaluate_names_an_unknown_label(tmp_path):
     from tfxfer import load_model
 
     inputs = keras.Input((3,))
@@ -204,10 +204,12 @@ def test_safe_mode_names_what_it_refused_and_evaluate_checks_the_class_names(tmp
     run = tmp_path / "text"
     fitted = _invoke(*FIT_TEXT_DEFAULTS, "--run-dir", run, "--no-export", "--quiet", "--head-epochs", "1")
     assert fitted.exit_code == 0, fitted.output
-    config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "class_names": config["class_names"][::-1]}))
-    refused = CliRunner().invoke(main, ["evaluate", str(run)])
-    assert refused.exit_code == 1 and "but the run was trained on ['sci.space', 'alt.atheism']" in refused.output
+    other = tmp_path / "other.csv"
+    other.write_text("text,label\nthe orbit of the moon,sci.space\nthe big bang,astro.ph\n")
+    refused = CliRunner().invoke(main, ["evaluate", str(run), "--data", str(other)])
+    assert refused.exit_code == 1, refused.output
+    assert f"'{other}', line 3: the label 'astro.ph' is not one of the training data's classes" in refused.output
+    assert not (run / "evaluation.json").exists()
 
 
 def test_option_ranges_are_refused_before_any_work(tmp_path):

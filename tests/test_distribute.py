@@ -191,7 +191,7 @@ def test_only_the_chief_writes_checkpoints_and_exports(multi_worker_runs):
     assert any("checkpoints/fine_tune/backup/latest.weights.h5" in write for write in chief["writes"])
     assert chief["export_returned"] == str(clean / "shared" / "export")
     reloaded = tf.saved_model.load(chief["export_returned"])
-    probabilities = reloaded.serve(tf.zeros((2, 8, 8, 1), tf.uint8)).numpy()
+    probabilities = reloaded.serve(tf.zeros((2, 8, 8, 1), tf.uint8))["probabilities"].numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 

@@ -67,7 +67,7 @@ def test_classifier_export_serves_raw_uint8_images_of_two_sizes(tmp_path):
     rng = np.random.default_rng(5)
     for size in [(20, 28), (64, 50)]:
         images = rng.integers(0, 256, size=(2, *size, 3), dtype=np.uint8)
-        probabilities = served.serve(tf.constant(images)).numpy()
+        probabilities = served.serve(tf.constant(images))["probabilities"].numpy()
         np.testing.assert_allclose(probabilities, keras.ops.softmax(model(images)), atol=1e-5)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 

@@ -107,4 +107,6 @@ def test_a_text_ops_module_trains_saves_and_serves_raw_strings(text_module, tmp_
     tfxfer.export(model, tmp_path / "served")
     served = tf.saved_model.load(str(tmp_path / "served"))
     expected = keras.ops.softmax(model(tf.constant(TEXTS), training=False))
-    np.testing.assert_allclose(served.serve(tf.constant(TEXTS)).numpy(), np.asarray(expected), atol=1e-5)
+    np.testing.assert_allclose(
+        served.serve(tf.constant(TEXTS))["probabilities"].numpy(), np.asarray(expected), atol=1e-5
+    )

@@ -78,7 +78,7 @@ def test_keras_round_trip_and_raw_string_export(vectors, corpus, tmp_path):
 
     tfxfer.export(model, tmp_path / "served")
     served = tf.saved_model.load(str(tmp_path / "served"))
-    got = served.serve(tf.constant(probe)).numpy()
+    got = served.serve(tf.constant(probe))["probabilities"].numpy()
     np.testing.assert_allclose(got, keras.ops.softmax(model.predict(probe, verbose=0)), atol=1e-5)
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
 
@@ -181,6 +181,6 @@ def test_hybrid_encoder_saves_and_serves_raw_strings(vectors, corpus, tmp_path):
     np.testing.assert_allclose(keras.ops.softmax(restored.predict(probe, verbose=0)), expected, atol=1e-6)
     tfxfer.export(model, tmp_path / "served")
     served = tf.saved_model.load(str(tmp_path / "served"))
-    np.testing.assert_allclose(served.serve(tf.constant(probe)).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(served.serve(tf.constant(probe))["probabilities"].numpy(), expected, atol=1e-5)
     with pytest.raises(ValueError, match="encoder must be one of"):
         tfxfer.TextClassifier.from_word_vectors(vectors, texts, 2, encoder="bag")

@@ -4,6 +4,7 @@
     tfxfer fit image --source mobilenet_v2/imagenet --data cifar10 --run-dir runs/cifar10
     tfxfer fit text --source embedded --data 20news --run-dir runs/20news
     tfxfer evaluate runs/cifar10                  test figures of a finished run
+    tfxfer predict runs/tickets new.csv           named predictions for new inputs
     tfxfer export runs/cifar10 served/cifar10     a SavedModel serving raw inputs
     tfxfer sources                                presets, and what is cached here
 
@@ -77,6 +78,9 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # `tfxfer predict ... | head`: the reader has all it wanted
+            sys.stderr.close()
+            return None
         except Exception as error:
             message = one_line_error(error)
             if message is None:
@@ -184,6 +188,26 @@ def _training_options(command):
             type=click.IntRange(min=2),
             help="Keep at most this many training examples per class (at least 2: the validation split takes one).",
         ),
+        click.option(
+            "--test-data",
+            help="A separate test set, in any form --data takes (its test split where it has one) "
+            "[default: the data's own test split, or a stratified 20% held out].",
+        ),
+        click.option(
+            "--label-column",
+            help="The label column of a CSV/TSV/JSON Lines file [default: label, labels, class, category, target].",
+        ),
+        click.option(
+            "--multi-label",
+            is_flag=True,
+            help="Each example may have several labels ('a|b' in a table cell, a list in JSON Lines): one sigmoid "
+            "per class, a threshold per class chosen on the validation split.",
+        ),
+        click.option(
+            "--class-weight",
+            type=click.Choice(["balanced"]),
+            help="Weigh each class inversely to its share of the training labels (imbalanced classes).",
+        ),
         _shown(
             "--unlabelled",
             "auto",
@@ -227,8 +251,12 @@ def fit():
 @fit.command("image")
 @_shown("--source", "mobilenet_v2/imagenet", help="Preset (see `tfxfer sources`), TF-Hub handle, or SavedModel folder.")
 @_shown(
-    "--data", "cifar10", help="cifar10, digits, or a path: CIFAR-10 archive/folder/.npz, or a folder of class folders."
+    "--data",
+    "cifar10",
+    help="cifar10, digits, or a path: a folder of class folders, a CSV/TSV/JSON Lines table of image paths "
+    "(relative to it) and labels, or a CIFAR-10 archive/folder/.npz.",
 )
+@click.option("--image-column", help="The image-path column of a table [default: path, image, file, filename].")
 @_shown(
     "--input-size",
     96,
@@ -258,8 +286,11 @@ def fit_image(**options):
 @_shown(
     "--data",
     "20news",
-    help="20news, mini_newsgroup (offline sample), or a path: the 20 Newsgroups archive or its folders.",
+    help="20news, mini_newsgroup (offline sample), or a path: a CSV/TSV/JSON Lines file, a folder of class "
+    "folders of text files, or the 20 Newsgroups archive or its folders.",
 )
+@click.option("--text-column", help="The text column of a table [default: text, sentence, review, content, body].")
+@_shown("--encoding", "utf-8", help="Text encoding of tables and text files (e.g. latin-1, cp1252, utf-16).")
 @_shown("--remove", "headers,footers,quotes", help="Parts of each post to strip, comma-separated ('' keeps all).")
 @click.option(
     "--text-encoder",
@@ -274,14 +305,21 @@ def fit_text(remove, **options):
 
 
 def _fit(kind, options):
-    recipes = _recipes()
     run_dir, overwrite = options.pop("run_dir"), options.pop("overwrite")
     options["strategy"] = options.pop("strategy_name")
     config = FitConfig(kind=kind, **options)
-    results = recipes.fit(config, run_dir, overwrite=overwrite)
-    click.echo(
-        f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) on "
-        f"{results['test_examples']} examples; wrote {os.path.abspath(run_dir)}"
+    results = _recipes().fit(config, run_dir, overwrite=overwrite)
+    click.echo(f"{_figures(results)}; wrote {os.path.abspath(run_dir)}")
+
+
+def _figures(results, data=None):
+    """The line of test figures `fit` and `evaluate` print."""
+    accuracy = "subset accuracy" if "micro_f1" in results else "test accuracy"
+    extra = f", micro-F1 {100 * results['micro_f1']:.2f}%" if "micro_f1" in results else ""
+    on = f"on {results['test_examples']} examples" + (f" of {data}" if data else "")
+    return (
+        f"{accuracy} {100 * results['test_accuracy']:.2f}%, macro-F1 {100 * results['macro_f1']:.2f}%{extra} "
+        f"(loss {results['test_loss']:.4f}) {on}"
     )
 
 
@@ -302,10 +340,27 @@ def evaluate(run_dir, data, safe_mode):
     """Test figures and confusion matrix of a finished run (RUN_DIR/evaluation.json)."""
     recipes = _recipes()
     results, name = recipes.evaluate_run(run_dir, data, safe_mode=safe_mode)
-    click.echo(
-        f"test accuracy {100 * results['test_accuracy']:.2f}% (loss {results['test_loss']:.4f}) "
-        f"on {results['test_examples']} examples of {name}"
-    )
+    click.echo(_figures(results, name))
+
+
+@main.command()
+@_RUN_DIR
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the predictions to FILE.csv or FILE.jsonl [default: CSV on standard output].",
+)
+@_shown("--top-k", 1, type=click.IntRange(min=1), help="Classes named per input, best first.")
+@_SAFE_MODE
+def predict(run_dir, inputs, output, top_k, safe_mode):
+    """Label INPUTS with RUN_DIR's model: image files or folders, a CSV/TSV/JSON Lines table in the training
+    format (its labels, if any, give the accuracy), a text file of one text per line, or - for standard input."""
+    rows, accuracy = _recipes().predict_run(run_dir, inputs, top_k=top_k, output=output, safe_mode=safe_mode)
+    if output:
+        click.echo(f"wrote {len(rows)} predictions to {output}", err=output is None)
+    if accuracy is not None:
+        click.echo(f"accuracy {100 * accuracy:.2f}% on {len(rows)} labelled inputs", err=output is None)
 
 
 @main.command("export")
@@ -316,7 +371,10 @@ def export_command(run_dir, out, safe_mode):
     """Write RUN_DIR's model to OUT as a SavedModel serving raw images or strings."""
     recipes = _recipes()
     path = recipes.export_run(run_dir, out, safe_mode=safe_mode)
-    click.echo(f"exported to {path}: `serve` takes a batch of raw inputs, returns class probabilities")
+    click.echo(
+        f"exported to {path}: `serve` takes a batch of raw inputs, returns class probabilities and the top classes' "
+        "names and ids; labels.txt names the classes"
+    )
 
 
 @main.command()

@@ -5,22 +5,50 @@ import zipfile
 
 import numpy as np
 
+from tfxfer.tasks.labels import ClassLabels
+
 
 def evaluate_model(model, data, batch_size=64):
-    """Test loss, accuracy, per-class accuracy and predictions of `model` on `data` (a `tfxfer.data.Data`)."""
-    loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=batch_size, verbose=0)[:2]
-    predictions = np.argmax(model.predict(data.x_test, batch_size=batch_size, verbose=0), axis=-1)
+    """Test figures of `model` on `data`'s test split (a `tfxfer.data.Data`), see `test_figures`."""
+    return test_figures(model, data.x_test, data.y_test, data.class_names, batch_size)
+
+
+def test_figures(model, x, y, class_names, batch_size=64):
+    """Loss, accuracy, macro-F1, per-class precision/recall/F1 and the
+    predictions of `model` on `(x, y)`. For a multi-label model (multi-hot
+    `y`): subset accuracy (`test_accuracy`: every label of an example
+    right), micro- and macro-F1 at the model's per-class thresholds."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    loss = model.evaluate(x, y, batch_size=batch_size, verbose=0)
+    loss = loss[0] if isinstance(loss, list) else loss
+    labels = getattr(model, "class_labels", None) or ClassLabels.numbered(len(class_names))
+    predictions = labels.predicted(labels.probabilities(model.predict(x, batch_size=batch_size, verbose=0)))
+    y = np.asarray(y)
+    classes = list(range(len(class_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, predictions, labels=None if labels.multi_label else classes, zero_division=0
+    )
     per_class = {
-        name: float(np.mean(predictions[data.y_test == c] == c)) if np.any(data.y_test == c) else None
-        for c, name in enumerate(data.class_names)
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
     }
-    return {
+    present = support > 0  # macro-F1 over the classes the test data has
+    figures = {
         "test_loss": float(loss),
-        "test_accuracy": float(accuracy),
-        "test_examples": int(len(data.y_test)),
-        "per_class_accuracy": per_class,
-        "predictions": predictions.tolist(),
+        "test_accuracy": float(np.mean(np.all(predictions == y, axis=-1) if labels.multi_label else predictions == y)),
+        "test_examples": int(len(y)),
+        "macro_f1": float(np.mean(f1[present])) if present.any() else 0.0,
+        "per_class": per_class,
     }
+    if labels.multi_label:
+        figures["micro_f1"] = float(f1_score(y, predictions, average="micro", zero_division=0))
+    else:
+        figures["per_class_accuracy"] = {
+            name: float(recall[c]) if support[c] else None for c, name in enumerate(class_names)
+        }
+    figures["predictions"] = predictions.tolist()
+    return figures
 
 
 def load_model(path, safe_mode=True):

@@ -61,6 +61,12 @@ def _write_verified(path, write, verify, strategy):
 
 
 def _check_close(expected, got, folder, atol):
+    if expected.dtype.kind not in "fc":  # names, ids, decisions: equal, or not
+        if not np.array_equal(expected, got):
+            raise RuntimeError(
+                f"The model reloaded from '{folder}' serves other classes than the Keras model; nothing was written."
+            )
+        return
     if not np.allclose(expected, got, atol=atol):
         raise RuntimeError(
             f"The model reloaded from '{folder}' differs from the Keras model "
@@ -147,16 +153,52 @@ def _serving_inputs(model):
     return spec, [rng.integers(0, 256, size=(3, *size), dtype=np.uint8) for size in _check_sizes(model)]
 
 
+TOP_K = 5  # the classes the serving signature names, at most
+
+
+def serving_outputs(model, inputs):
+    """What the export serves for `inputs`: for a model with class names
+    (every tfxfer task model), `probabilities`, the `top_ids`, `top_names`
+    and `top_probabilities` of the best classes (at most `TOP_K`), and for a
+    multi-label model `predicted` (each class at its threshold); a dict of
+    probabilities per task for a `MultiTaskClassifier`."""
+    import keras
+
+    logits = model(inputs, training=False)
+    labels = getattr(model, "class_labels", None)
+    if labels is None or isinstance(logits, dict):
+        return keras.tree.map_structure(tf.nn.softmax, logits)
+    probabilities = tf.sigmoid(logits) if labels.multi_label else tf.nn.softmax(logits)
+    top = tf.math.top_k(probabilities, k=min(TOP_K, len(labels.names)))
+    outputs = {
+        "probabilities": probabilities,
+        "top_ids": top.indices,
+        "top_names": tf.gather(tf.constant(labels.names), top.indices),
+        "top_probabilities": top.values,
+    }
+    if labels.multi_label:
+        outputs["predicted"] = probabilities >= tf.constant(labels.threshold_array())
+    return outputs
+
+
+def write_labels(model, folder):
+    """`labels.txt` in `folder`: one class name per line, in label order."""
+    names = getattr(model, "class_names", None)
+    if names:
+        with open(os.path.join(folder, "labels.txt"), "w", encoding="utf-8") as file:
+            file.write("".join(f"{name}\n" for name in names))
+
+
 def export(model, path, atol=1e-5):
     """Exports a classifier as a SavedModel that serves raw inputs.
 
     The `serve` endpoint (also `serving_default`) takes a batch of uint8
     images (of any size when the model resizes itself) or, for a text model,
     a batch of raw strings (the vectorizer runs inside the graph), and
-    returns class probabilities (a dict of them, one per task, for a
-    `MultiTaskClassifier`). The export is reloaded and its outputs
-    compared with the Keras model (on images of two sizes, or on texts)
-    before it appears at `path`.
+    returns the class probabilities and the best classes' names and ids
+    (`serving_outputs`); `labels.txt` beside it names the classes. The
+    export is reloaded and each output compared with the Keras model's (on
+    images of two sizes, or on texts) before it appears at `path`.
 
     Returns:
         `path`; None on a worker other than the chief, which writes nothing.
@@ -165,19 +207,20 @@ def export(model, path, atol=1e-5):
 
     spec, samples = _serving_inputs(model)
 
-    def probabilities(inputs):  # one array, or one per task of a multi-task model
-        return keras.tree.map_structure(keras.ops.softmax, model(inputs, training=False))
+    def serve(inputs):
+        return serving_outputs(model, inputs)
 
     def write(folder):
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint("serve", probabilities, input_signature=[spec])
+        archive.add_endpoint("serve", serve, input_signature=[spec])
         archive.write_out(folder, verbose=False)
+        write_labels(model, folder)
 
     def verify(folder):
         reloaded = tf.saved_model.load(folder)
         for inputs in samples:
-            expected = keras.tree.flatten(probabilities(inputs))
+            expected = keras.tree.flatten(serve(tf.constant(inputs)))
             served = keras.tree.flatten(reloaded.serve(tf.constant(inputs)))
             for want, got in zip(expected, served, strict=True):
                 _check_close(np.asarray(want), np.asarray(got), folder, atol)

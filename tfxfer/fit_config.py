@@ -17,7 +17,7 @@ True
 import dataclasses
 
 from tfxfer.choices import PRECISIONS, STRATEGIES, TEXT_ENCODERS
-from tfxfer.validation import check_choice, check_number, check_seed
+from tfxfer.validation import check_choice, check_encoding, check_number, check_seed
 
 SCHEMA = 1  # the layout of config.json; a record without it is from before it had one
 KINDS = ("image", "text")
@@ -44,6 +44,10 @@ class FitConfig:
     labels_per_class: int | None = _setting(None)
     unlabelled: str = _setting(AUTO)
     seed: int = _setting(0)
+    test_data: str | None = _setting(None)
+    label_column: str | None = _setting(None)
+    multi_label: bool = _setting(False)
+    class_weight: object = _setting(None)  # None, "balanced" or {class name: weight}
     strategy: str = _setting(AUTO, identity=False)
     precision: str = _setting("float32", identity=False)
     export: bool = _setting(True, identity=False)
@@ -52,9 +56,12 @@ class FitConfig:
     input_size: int = _setting(96, kinds=("image",))
     weights: str | None = _setting(None, kinds=("image",))
     augment: bool | None = _setting(None, kinds=("image",))  # None: on, off for digits
+    image_column: str | None = _setting(None, kinds=("image",))
     # texts
     remove: tuple = _setting(("headers", "footers", "quotes"), kinds=("text",))
     text_encoder: str | None = _setting(None, kinds=("text",))  # None: hybrid for word vectors
+    text_column: str | None = _setting(None, kinds=("text",))
+    encoding: str = _setting("utf-8", kinds=("text",))
 
     def __post_init__(self):
         check_choice("kind", self.kind, KINDS)
@@ -74,6 +81,14 @@ class FitConfig:
         check_number("input_size", self.input_size, 32, 4096, integer=True, hint=" pixels")
         if self.text_encoder is not None:
             check_choice("text_encoder", self.text_encoder, TEXT_ENCODERS)
+        check_encoding(self.encoding)
+        if self.class_weight is not None and not isinstance(self.class_weight, dict):
+            check_choice("class_weight", self.class_weight, ("balanced",))
+        if self.multi_label and self.labels_per_class is not None:
+            raise ValueError(
+                "--labels-per-class draws examples class by class, which multi-label examples do not fall into: "
+                "drop it (or --multi-label)."
+            )
         object.__setattr__(self, "remove", tuple(self.remove))
 
     def fields(self, identity=None):

@@ -9,29 +9,41 @@ figures, plots, `.keras` file and export, all into a `RunFolder`.
 """
 
 import dataclasses
+import functools
 import os
 import time
 
 import keras
 import numpy as np
 
-from tfxfer.data.datasets import IMAGE_DATA, TEXT_DATA, load_image_data, load_text_data
+from tfxfer.data.datasets import (
+    IMAGE_DATA,
+    TEXT_DATA,
+    image_examples,
+    load_image_data,
+    load_text_data,
+    test_examples,
+    text_examples,
+)
+from tfxfer.data.image_folder import fit_images
 from tfxfer.data.pipelines import image_dataset
 from tfxfer.data.splits import stratified_split
 from tfxfer.distribute import set_precision
 from tfxfer.distribute import strategy as resolve_strategy
-from tfxfer.evaluation import evaluate_model, load_model
+from tfxfer.evaluation import evaluate_model, load_model, test_figures
 from tfxfer.exporting import export as export_model
 from tfxfer.files import write_atomically, write_json
 from tfxfer.fit_config import FitConfig
 from tfxfer.log import logger, say
 from tfxfer.methods.transferability import rank_sources
 from tfxfer.plots import confusion_matrix
+from tfxfer.predicting import check_output, predict_examples, read_inputs, write_predictions
 from tfxfer.run_folder import RunFolder
 from tfxfer.sources.kerashub import preset_rows
 from tfxfer.sources.registry import presets
 from tfxfer.sources.resolve import hub_cache_modules, resolve
 from tfxfer.tasks import ImageClassifier, TextClassifier
+from tfxfer.tasks.labels import ClassLabels
 from tfxfer.transfer import fine_tune, fit_head, self_train
 from tfxfer.transfer.contract import contract
 from tfxfer.transfer.feature_cache import source_features
@@ -52,8 +64,35 @@ class Recipe:
         return self
 
     def load(self, data=None):
-        """`data` (by default the run's own) as a `tfxfer.data.Data`."""
+        """`data` (by default the run's own, with its `--test-data`) as a `tfxfer.data.Data`."""
+        config = self.config
+        test_data = config.test_data if data is None else None
+        return self.loader(config)[0](data or config.data, test_data=test_data, **self.reading(config))
+
+    def inputs(self, data):
+        """All the inputs of `data` (its training split where it has one), labelled or not."""
+        read = self.loader(self.config)[1]
+        return read(data, **self.reading(self.config))[0].inputs
+
+    def test_examples(self, data):
+        """The `Examples` `evaluate` and `predict` take from `data`: its test
+        split where it has one, else all of it (labelled or not)."""
+        read = self.loader(self.config)[1]
+        return test_examples(lambda source: read(source, **self.reading(self.config)), data)
+
+    @staticmethod
+    def loader(config):
+        """`(load_*_data, *_examples)` of this kind, partly applied to `config`'s settings."""
         raise NotImplementedError
+
+    @staticmethod
+    def reading(config):
+        """The options both loaders take."""
+        return {"label_column": config.label_column, "multi_label": config.multi_label}
+
+    def labels(self, data):
+        """The task model's label arguments for `data`."""
+        return {"class_names": list(data.class_names), "multi_label": data.multi_label}
 
     def build(self, data, unlabelled=None):
         """The task model for `data`'s classes."""
@@ -62,6 +101,17 @@ class Recipe:
     def training_data(self, x, y):
         """A `tf.data` pipeline for fine-tuning, or None to fine-tune on the arrays."""
         return None
+
+    def model_inputs(self, model, x):
+        """`x` in the form `model` takes (images: its channel count)."""
+        return x
+
+    def for_model(self, model, data):
+        """`data` with every split in the form `model` takes."""
+        inputs = {name: getattr(data, name) for name in ("x_train", "x_test", "x_unlabelled")}
+        return dataclasses.replace(
+            data, **{name: None if x is None else self.model_inputs(model, x) for name, x in inputs.items()}
+        )
 
 
 class ImageRecipe(Recipe):
@@ -72,15 +122,27 @@ class ImageRecipe(Recipe):
         augment = self.config.data != "digits" if self.config.augment is None else self.config.augment
         return ImageRecipe(dataclasses.replace(self.config, augment=augment))
 
-    def load(self, data=None):
-        size = self.config.input_size
-        return load_image_data(data or self.config.data, image_size=(size, size), seed=self.config.seed)
+    @staticmethod
+    def loader(config):
+        size = (config.input_size, config.input_size)
+        options = {"image_size": size, "image_column": config.image_column}
+        load = functools.partial(load_image_data, seed=config.seed, **options)
+        return load, functools.partial(image_examples, **options)
 
     def build(self, data, unlabelled=None):
         config = self.config
         return ImageClassifier.from_preset(
-            config.source, len(data.class_names), input_size=config.input_size, weights=config.weights
+            config.source,
+            len(data.class_names),
+            **self.labels(data),
+            input_size=config.input_size,
+            weights=config.weights,
         )
+
+    def model_inputs(self, model, x):
+        # Image files decode as RGB at --input-size: a grey source gets grey
+        # images, a source of one fixed size images of that size.
+        return fit_images(x, model.image_shape)
 
     def training_data(self, x, y):
         config = self.config
@@ -103,8 +165,12 @@ class TextRecipe(Recipe):
             return self
         return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or "hybrid"))
 
-    def load(self, data=None):
-        return load_text_data(data or self.config.data, remove=self.config.remove, seed=self.config.seed)
+    @staticmethod
+    def loader(config):
+        options = {"remove": config.remove, "text_column": config.text_column, "encoding": config.encoding}
+        return functools.partial(load_text_data, seed=config.seed, **options), functools.partial(
+            text_examples, **options
+        )
 
     def build(self, data, unlabelled=None):
         config = self.config
@@ -112,7 +178,7 @@ class TextRecipe(Recipe):
         texts = data.x_train if unlabelled is None else np.concatenate([data.x_train, unlabelled])
         options = {"encoder": config.text_encoder} if config.text_encoder else {}
         return TextClassifier.from_preset(
-            config.source, len(data.class_names), texts=texts, seed=config.seed, **options
+            config.source, len(data.class_names), texts=texts, seed=config.seed, **self.labels(data), **options
         )
 
 
@@ -141,7 +207,7 @@ def _with_absolute_paths(config):
     """`config` with its local data paths made absolute, so that the run
     folder names the same files wherever `evaluate` runs later."""
     paths = {}
-    for name in ("data", "unlabelled", "weights"):
+    for name in ("data", "test_data", "unlabelled", "weights"):
         value = getattr(config, name)
         if value in (*IMAGE_DATA, *TEXT_DATA, "auto", "rest", "none"):
             continue  # a name, even where a folder of that name exists
@@ -153,6 +219,8 @@ def _with_absolute_paths(config):
 def _unlabelled(recipe, data):
     """The unlabelled inputs `--unlabelled` names (None for none)."""
     choice = recipe.config.unlabelled
+    if choice == "auto" and recipe.config.multi_label:
+        return None
     if choice in ("auto", "rest"):
         if choice == "rest" and data.x_unlabelled is None:
             raise ValueError(
@@ -162,8 +230,10 @@ def _unlabelled(recipe, data):
         return data.x_unlabelled
     if choice == "none":
         return None
+    if recipe.config.multi_label:
+        raise ValueError("--unlabelled: self-training pseudo-labels one class per example, not label sets: drop it.")
     try:
-        pool = recipe.load(choice).x_train
+        pool = recipe.inputs(choice)
     except (ValueError, OSError) as error:
         raise type(error)(f"--unlabelled {choice}: {error}") from error
     if getattr(pool, "ndim", 1) > 1 and pool.shape[1:] != data.x_train.shape[1:]:
@@ -181,6 +251,8 @@ def _train(recipe, run, data, unlabelled):
     keras.utils.set_random_seed(config.seed)  # the run's one global seed, set by the application
     with strategy.scope():
         model = recipe.build(data, unlabelled)
+    data = recipe.for_model(model, data)
+    unlabelled = None if unlabelled is None else recipe.model_inputs(model, unlabelled)
     extra = "" if unlabelled is None else f", {len(unlabelled)} unlabelled"
     logger.info(
         f"{config.kind}: {len(data.x_train)} training, {len(data.x_test)} test examples{extra}, "
@@ -214,6 +286,7 @@ def train_and_report(model, data, run, config, *, train=None, unlabelled=None, v
     epochs = _fine_tuning_epochs(model, config.epochs, verbose)
     self_trains = bool(config.head_epochs) and unlabelled is not None and len(unlabelled) > 0
     common = {"validation_data": validation, "verbose": verbose}
+    weights = class_weights(config.class_weight, y_train, data.class_names)
     if config.head_epochs and (epochs or not self_trains):  # a head for fine-tuning to start from
         histories["head"] = fit_head(
             model,
@@ -225,6 +298,7 @@ def train_and_report(model, data, run, config, *, train=None, unlabelled=None, v
             solver="auto",
             refit=not epochs,
             batch_size=config.batch_size,
+            class_weight=weights,
             **common,
         )  # fmt: skip  (a solved head with no fine-tuning after it may learn from the validation split too)
     if epochs:
@@ -234,7 +308,7 @@ def train_and_report(model, data, run, config, *, train=None, unlabelled=None, v
             model, *fit_data, epochs=epochs, warmup_epochs=0, unfreeze=config.unfreeze,
             learning_rate=config.learning_rate, checkpoint_dir=run.checkpoints,
             callbacks=[run.tensorboard("fine_tune")], batch_size=None if dataset is not None else config.batch_size,
-            **common,
+            class_weight=weights, **common,
         )["fine_tune"]  # fmt: skip
     if self_trains:
         result = self_train(
@@ -243,10 +317,30 @@ def train_and_report(model, data, run, config, *, train=None, unlabelled=None, v
         )  # fmt: skip
         results["self_training"] = {"best_round": result.best_round, "rounds": result.history}
     contract(model).ensure_compiled()
+    if data.multi_label:
+        results["thresholds"] = dict(zip(data.class_names, model.choose_thresholds(*validation)))
     results = {**evaluate_model(model, data, config.batch_size), **results}
     results["train_seconds"] = round(time.perf_counter() - started, 1)
     _write_run(run, model, data, histories, results, config.export)
     return results
+
+
+def class_weights(choice, y, class_names):
+    """`{class id: weight}` for `--class-weight` (`"balanced"`: inversely
+    proportional to the class's share of `y`, as scikit-learn's), or None."""
+    if choice is None:
+        return None
+    if np.ndim(y) == 2:
+        raise ValueError("--class-weight weighs one class per example; multi-label data has sets: drop it.")
+    if choice == "balanced":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(y)
+        return dict(zip(present.tolist(), compute_class_weight("balanced", classes=present, y=y).tolist()))
+    unknown = sorted(set(choice) - set(class_names))
+    if unknown:
+        raise ValueError(f"class_weight names {unknown}, which are not classes of the data ({list(class_names)}).")
+    return {c: float(choice.get(name, 1.0)) for c, name in enumerate(class_names)}
 
 
 def _fine_tuning_epochs(model, epochs, verbose):
@@ -279,29 +373,65 @@ def load_run(run_dir, safe_mode=True):
     record = run.read_config()
     if not os.path.isfile(run.model):
         raise FileNotFoundError(f"No model.keras in '{run.path}': did `tfxfer fit` finish there?")
-    return recipe_for(FitConfig.from_record(record)), load_model(run.model, safe_mode=safe_mode), run, record
+    model = load_model(run.model, safe_mode=safe_mode)
+    names = record.get("class_names")
+    if names and model.class_names == list(ClassLabels.numbered(len(names)).names) and len(names) == model.num_classes:
+        model.class_labels = ClassLabels.of(len(names), names)  # a model saved before it kept its names
+    return recipe_for(FitConfig.from_record(record)), model, run, record
 
 
 def evaluate_run(run_dir, data=None, safe_mode=True):
     """What `tfxfer evaluate` runs: a finished run's test figures on `data`
-    (by default its own test split), written to `evaluation.json` with a
+    (every example of it, or its test split where it has one; by default
+    the run's own test split), written to `evaluation.json` with a
     confusion plot. Returns `(results, data name)`."""
-    recipe, model, run, record = load_run(run_dir, safe_mode)
-    name = data or recipe.config.data
-    loaded = recipe.load(name)
-    trained_on = record.get("class_names")
-    if trained_on is not None and list(loaded.class_names) != list(trained_on):
-        raise ValueError(
-            f"{name} has the classes {loaded.class_names}, but the run was trained on {trained_on}: "
-            "its predictions would be scored against other labels. Pass data with the run's classes, in its order."
-        )
-    results = evaluate_model(model, loaded)
-    predictions = results.pop("predictions")
-    confusion_matrix(
-        loaded.y_test, predictions, loaded.class_names, run.file("plots", "evaluation_confusion.png"), title=str(name)
-    )
+    recipe, model, run, _ = load_run(run_dir, safe_mode)
+    name = data or recipe.config.test_data or recipe.config.data
+    x, y = run_test_data(recipe, model, data)
+    results = test_figures(model, x, y, model.class_names)
+    predictions = np.asarray(results.pop("predictions"))
+    if np.ndim(y) == 1:
+        path = run.file("plots", "evaluation_confusion.png")
+        confusion_matrix(y, predictions, model.class_names, path, title=str(name))
     write_json(run.file("evaluation.json"), {"data": name, **results})
     return results, name
+
+
+def run_test_data(recipe, model, data=None):
+    """`(x, y)` to test a run's `model` on: `data`'s examples with their
+    labels in the model's classes, or the run's own test split."""
+    if data is None:
+        loaded = recipe.load()
+        if list(loaded.class_names) != model.class_names:
+            raise ValueError(
+                f"The run's data now has the classes {loaded.class_names}, but the model was trained on "
+                f"{model.class_names}: the data changed since the fit. Pass --data, or rerun the fit."
+            )
+        return recipe.model_inputs(model, loaded.x_test), loaded.y_test
+    examples = recipe.test_examples(data)
+    y = examples.encoded(model.class_names, multi_label=model.multi_label)[0]
+    return recipe.model_inputs(model, examples.inputs), y
+
+
+def predict_run(run_dir, inputs, top_k=1, output=None, safe_mode=True, progress=True):
+    """What `tfxfer predict` runs: a finished run's named predictions for
+    `inputs` (see `tfxfer.predicting.read_inputs`), written to `output` (a
+    .csv or .jsonl file; by default CSV on standard output). Returns
+    `(rows, accuracy)`; the accuracy is None unless every input has a label."""
+    recipe, model, _, _ = load_run(run_dir, safe_mode)
+    config = recipe.config
+    options = {
+        "input_column": config.text_column if config.kind == "text" else config.image_column,
+        "label_column": config.label_column,
+        "encoding": config.encoding,
+        "multi_label": config.multi_label,
+    }
+    check_output(output)
+    examples = read_inputs(config.kind, inputs, options, (config.input_size, config.input_size))
+    examples.inputs = recipe.model_inputs(model, examples.inputs)
+    rows, accuracy = predict_examples(model, examples, top_k, config.batch_size, progress and not config.quiet)
+    write_predictions(rows, output)
+    return rows, accuracy
 
 
 def export_run(run_dir, out, safe_mode=True):

@@ -239,7 +239,7 @@ class RunFolder:
         self._write_json(self.metrics_file, {"results": results, "history": stages})
 
     def write_plots(self, histories, labels, predictions, class_names, title):
-        """`plots/curves.png` and `plots/confusion.png`; their paths."""
+        """`plots/curves.png` and `plots/confusion.png` (single-label data); their paths."""
         from tfxfer import plots  # matplotlib: only when plots are drawn
 
         if not is_chief():
@@ -249,8 +249,10 @@ class RunFolder:
             if any(h is not None for h in histories.values())
             else None
         )
-        confusion = plots.confusion_matrix(
-            labels, predictions, class_names, self.file("plots", "confusion.png"), title=title
+        confusion = (
+            plots.confusion_matrix(labels, predictions, class_names, self.file("plots", "confusion.png"), title=title)
+            if len(getattr(labels, "shape", (0,))) == 1  # label sets (multi-label) have no confusion matrix
+            else None
         )
         return [path for path in (curves, confusion) if path]
 

@@ -54,3 +54,15 @@ def check_consistent_length(**arrays):
 def _length(array):
     shape = getattr(array, "shape", None)
     return shape[0] if shape is not None and len(shape) else len(array)
+
+
+def check_encoding(encoding):
+    """Refuses a name Python knows as no text encoding."""
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(
+            f"encoding={encoding!r} is not a text encoding Python knows: pass e.g. utf-8, latin-1, cp1252 or utf-16."
+        ) from None

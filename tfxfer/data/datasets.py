@@ -15,7 +15,11 @@ import os
 
 import numpy as np
 
+from tfxfer.data.examples import Examples
+from tfxfer.data.newsgroups import REMOVABLE
 from tfxfer.data.splits import few_label_split, stratified_split
+from tfxfer.data.tables import is_table, read_table
+from tfxfer.data.text_folder import read_text_folder, split_folders
 
 IMAGE_DATA = ("cifar10", "digits")
 TEXT_DATA = ("20news", "mini_newsgroup")
@@ -36,8 +40,13 @@ class Data:
     class_names: list
     x_unlabelled: np.ndarray | None = None
 
+    @property
+    def multi_label(self):
+        """Whether the labels are multi-hot rows (several classes per example)."""
+        return np.ndim(self.y_train) == 2
+
     def __post_init__(self):
-        found = np.unique(self.y_train)
+        found = np.flatnonzero(np.sum(self.y_train, axis=0)) if self.multi_label else np.unique(self.y_train)
         if len(found) < 2:
             raise ValueError(
                 f"The training labels hold {len(found)} class ({[self.class_names[int(c)] for c in found]} of "
@@ -54,6 +63,11 @@ class Data:
         per class; the others become `x_unlabelled`."""
         if not per_class:
             return self
+        if self.multi_label:
+            raise ValueError(
+                "--labels-per-class (limited) draws examples class by class, which multi-label examples do not "
+                "fall into: drop it, or subsample the data file yourself."
+            )
         keep, rest = few_label_split(self.y_train, per_class, seed)
         return dataclasses.replace(
             self,
@@ -68,61 +82,157 @@ def _split_off_test(x, y, class_names, seed=0, fraction=0.2):
     return Data(x_train, y_train, x_test, y_test, class_names)
 
 
-def load_image_data(data, image_size=(32, 32), seed=0):
-    """`"cifar10"` (the Keras cache; downloaded when online), `"digits"`
-    (scikit-learn's 8x8 digits, offline), a folder of class folders (with
-    `train/` and `test/` or without; read at `image_size`), or a path
-    `load_cifar10` reads (archive, batches folder, `.npz`). A source without
-    a test split gets a stratified 20% held out as one."""
-    from tfxfer.data.cifar10 import CLASSES, load_cifar10
-    from tfxfer.data.image_folder import class_folders, load_image_folder
+def assemble(train, test=None, seed=0, multi_label=False):
+    """A `Data` of `train` and `test` (`Examples`): the test labels are
+    encoded in the training data's classes (a label it lacks is refused by
+    its line); without `test`, a stratified 20% of `train` is held out."""
+    y_train, class_names = train.encoded(multi_label=multi_label)
+    if test is None:
+        return _split_off_test(train.inputs, y_train, class_names, seed)
+    y_test, _ = test.encoded(class_names, multi_label=multi_label)
+    return Data(train.inputs, y_train, test.inputs, y_test, class_names)
 
+
+def _data(read, data, test_data, seed, multi_label):
+    """`assemble` of what `read` finds in `data` and `test_data` (all of
+    it, or its test split where it has one)."""
+    train, test = read(data)
+    if test_data is not None:
+        held_train, held_test = read(test_data)
+        test = held_test if held_test is not None else held_train
+    return assemble(train, test, seed, multi_label)
+
+
+def test_examples(read, data):
+    """The examples `evaluate` and `predict` take from `data`: its test
+    split where it has one, else all of it."""
+    train, test = read(data)
+    return test if test is not None else train
+
+
+def _from_arrays(x, y, names, origin):
+    """`Examples` of images `x` with integer labels `y` into `names`."""
+    return Examples(x, [names[int(label)] for label in np.asarray(y).reshape(-1)], origin, names=list(names))
+
+
+def _checked_path(data, named, what):
+    path = os.path.expanduser(os.fspath(data))
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No {what} data at '{path}': pass one of {named} or an existing file or folder.")
+    return path
+
+
+def image_examples(data, image_size=(32, 32), image_column=None, label_column=None, multi_label=False):
+    """`(train, test or None)` `Examples` of images, see `load_image_data`."""
+    from tfxfer.data.cifar10 import CLASSES, load_cifar10
+    from tfxfer.data.image_folder import class_folders, load_image_files, load_image_folder
+
+    if is_table(data):
+        examples = read_table(data, "image", image_column, label_column, multi_label=multi_label)
+        examples.inputs = load_image_files(list(examples.inputs), image_size)
+        return examples, None
     if data == "digits":
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        images = digits.images.astype("uint8")[..., None]
-        return _split_off_test(images, digits.target.astype("int64"), [str(d) for d in range(10)], seed)
-    path = None if data == "cifar10" else os.path.expanduser(os.fspath(data))
-    if path is not None and not os.path.exists(path):
-        raise FileNotFoundError(f"No image data at '{path}': pass one of {IMAGE_DATA} or an existing path.")
+        return _from_arrays(
+            digits.images.astype("uint8")[..., None], digits.target, [str(d) for d in range(10)], "digits"
+        ), None
+    path = None if data == "cifar10" else _checked_path(data, IMAGE_DATA, "image")
     train_folder = os.path.join(path, "train") if path and os.path.isdir(os.path.join(path, "train")) else path
     if train_folder and os.path.isdir(train_folder) and class_folders(train_folder):
-        x_train, y_train, class_names = load_image_folder(train_folder, image_size)
+        x, y, names = load_image_folder(train_folder, image_size)
+        train = _from_arrays(x, y, names, f"'{train_folder}'")
         test_folder = os.path.join(path, "test")
         if not os.path.isdir(test_folder):
-            return _split_off_test(x_train, y_train.astype("int64"), class_names, seed)
-        x_test, y_test, _ = load_image_folder(test_folder, image_size, class_names=class_names)
-        return Data(x_train, y_train.astype("int64"), x_test, y_test.astype("int64"), class_names)
+            return train, None
+        x, y, _ = load_image_folder(test_folder, image_size, class_names=names)
+        return train, _from_arrays(x, y, names, f"'{test_folder}'")
     (x_train, y_train), test = load_cifar10(path)
-    y_train = np.asarray(y_train).astype("int64")
-    if test is None:
-        return _split_off_test(x_train, y_train, list(CLASSES), seed)
-    return Data(x_train, y_train, test[0], np.asarray(test[1]).astype("int64"), list(CLASSES))
+    origin = path or "cifar10"
+    train = _from_arrays(x_train, y_train, list(CLASSES), origin)
+    return train, None if test is None else _from_arrays(*test, list(CLASSES), origin)
 
 
-def load_text_data(data, remove=("headers", "footers", "quotes"), seed=0):
-    """`"20news"` (scikit-learn's cache), `"mini_newsgroup"` (gensim's
-    two-group sample, offline), or a path `load_20newsgroups` reads (the
-    archive, or the split folders). Without a test split (the sample, or a
-    training split alone), a stratified 20% is held out as one."""
-    from tfxfer.data.newsgroups import load_20newsgroups, load_mini_newsgroup, strip_posts
+def load_image_data(
+    data, image_size=(32, 32), seed=0, *, test_data=None, image_column=None, label_column=None, multi_label=False
+):
+    """`"cifar10"` (the Keras cache; downloaded when online), `"digits"`
+    (scikit-learn's 8x8 digits, offline), a folder of class folders (with
+    `train/` and `test/` or without; read at `image_size`), a CSV/TSV/JSON
+    Lines table of image paths (relative to it) and labels (`image_column`,
+    `label_column`: by default `path`/`image`/`file` and `label`), or a path
+    `load_cifar10` reads (archive, batches folder, `.npz`).
+
+    `test_data`: the test set, in any of these forms (its test split where
+    it has one); otherwise the data's own test split, or a stratified 20%
+    held out. `multi_label`: labels are sets (`a|b` in a table cell)."""
+
+    def read(source):
+        return image_examples(source, image_size, image_column, label_column, multi_label)
+
+    return _data(read, data, test_data, seed, multi_label)
+
+
+def text_examples(data, remove=REMOVABLE, text_column=None, label_column=None, encoding="utf-8", multi_label=False):
+    """`(train, test or None)` `Examples` of texts, see `load_text_data`."""
+    from tfxfer.data.newsgroups import SPLITS, load_20newsgroups, load_mini_newsgroup, strip_posts
     from tfxfer.data.texts import as_text_array
 
+    if is_table(data):
+        return read_table(data, "text", text_column, label_column, encoding, multi_label), None
     if data == "mini_newsgroup":
         sample = load_mini_newsgroup()
         texts = as_text_array(strip_posts(sample.data, remove))
-        return _split_off_test(texts, np.asarray(sample.target), list(sample.target_names), seed)
-    path = None if data == "20news" else data
-    if path is not None and not os.path.exists(os.path.expanduser(path)):
-        raise FileNotFoundError(f"No text data at '{path}': pass one of {TEXT_DATA} or an existing path.")
-    # One read of the archive or cache for both splits; a training split alone gets 20% held out as test.
+        return _from_arrays(texts, sample.target, list(sample.target_names), "mini_newsgroup"), None
+    path = None if data == "20news" else _checked_path(data, TEXT_DATA, "text")
+    if path is not None and os.path.isdir(path) and not _is_newsgroups_folder(path, SPLITS.values()):
+        train_folder, test_folder = split_folders(path)
+        test = read_text_folder(test_folder, encoding) if test_folder else None
+        return read_text_folder(train_folder, encoding), test
+    # One read of the archive or cache for both splits.
     posts = load_20newsgroups(path, "all", remove=remove, require_all=path is None)
-    texts, targets = as_text_array(posts.data), np.asarray(posts.target)
+    texts = as_text_array(posts.data)
+    examples = _from_arrays(texts, posts.target, list(posts.target_names), path or "20news")
     train = np.char.startswith(posts.filenames.astype(str), "20news-bydate-train/")
-    if train.all():
-        return _split_off_test(texts, targets, list(posts.target_names), seed)
-    return Data(texts[train], targets[train], texts[~train], targets[~train], list(posts.target_names))
+    return (examples, None) if train.all() else (examples.take(train), examples.take(~train))
+
+
+def _is_newsgroups_folder(path, split_names):
+    """Whether `path` is 20 Newsgroups' split folder or holds one."""
+    name = os.path.basename(os.path.normpath(path))
+    return name in split_names or any(os.path.isdir(os.path.join(path, split)) for split in split_names)
+
+
+def load_text_data(
+    data,
+    remove=REMOVABLE,
+    seed=0,
+    *,
+    test_data=None,
+    text_column=None,
+    label_column=None,
+    encoding="utf-8",
+    multi_label=False,
+):
+    """Texts and labels from `"20news"` (scikit-learn's cache),
+    `"mini_newsgroup"` (gensim's two-group sample, offline), a path
+    `load_20newsgroups` reads (the archive, or the split folders), a
+    CSV/TSV/JSON Lines file (`text_column`, `label_column`: by default
+    `text` and `label`; decoded as `encoding`), a folder of class folders
+    of text files (`load_files`' layout; `train/` and `test/` or not), a
+    pandas DataFrame, or `(texts, labels)` lists. `remove` strips the parts
+    of 20 Newsgroups posts it names.
+
+    `test_data`: the test set, in any of these forms (its test split where
+    it has one); otherwise the data's own test split, or a stratified 20%
+    held out. `multi_label`: labels are sets (`a|b` in a table cell, a list
+    in JSON Lines)."""
+
+    def read(source):
+        return text_examples(source, remove, text_column, label_column, encoding, multi_label)
+
+    return _data(read, data, test_data, seed, multi_label)
 
 
 def digit_images(classes):

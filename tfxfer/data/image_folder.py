@@ -120,13 +120,80 @@ def _check_image_file(path):
 
 def _undecodable(root, class_names):
     """The image-named files under `root/<class>/` that TensorFlow cannot decode."""
+    return [path for name in class_names for path in _image_files(os.path.join(root, name)) if not _decodes(path)]
+
+
+def image_files_under(folder):
+    """The image files under `folder` (any depth), sorted."""
+    return sorted(_image_files(folder))
+
+
+def load_image_files(paths, image_size, batch_size=256):
+    """uint8 images `(n, height, width, 3)` of the image files `paths`,
+    decoded and resized as `load_image_folder` does (bilinear, rounded)."""
     import tensorflow as tf
 
-    bad = []
-    for name in class_names:
-        for path in _image_files(os.path.join(root, name)):
-            try:
-                tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-            except tf.errors.InvalidArgumentError:
-                bad.append(path)
-    return bad
+    for path in paths:
+        _check_image_file(path)
+    height, width = image_size
+
+    def decode(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return tf.image.resize(image, (height, width), method="bilinear")
+
+    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(paths, dtype=str)).map(decode).batch(batch_size)
+    batches = []
+    iterator = iter(dataset)
+    done = 0
+    while done < len(paths):
+        try:
+            batch = next(iterator).numpy()
+        except tf.errors.InvalidArgumentError as error:
+            bad = [path for path in paths[done : done + batch_size] if not _decodes(path)]
+            raise ValueError(
+                f"Cannot decode {bad[:5] or paths[done : done + batch_size][:5]} as images: delete or convert them, "
+                f"or remove them from the list ({', '.join(IMAGE_EXTENSIONS)})."
+            ) from error
+        batches.append(np.clip(np.rint(batch), 0, 255).astype(np.uint8))
+        done += len(batch)
+    return np.concatenate(batches) if batches else np.zeros((0, height, width, 3), np.uint8)
+
+
+def _decodes(path):
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return True
+    except tf.errors.InvalidArgumentError:
+        return False
+
+
+def to_channels(images, channels):
+    """uint8 images `(n, h, w, c)` with `channels` channels: grey repeated
+    to colour, colour averaged to grey (image files decode as RGB, and a
+    grey PNG's three channels are equal), others unchanged."""
+    have = images.shape[-1] if getattr(images, "ndim", 0) == 4 else None
+    if have is None or channels is None or have == channels:
+        return images
+    if (have, channels) == (1, 3):
+        return np.repeat(images, 3, axis=-1)
+    if (have, channels) == (3, 1):
+        return np.rint(images.mean(axis=-1, keepdims=True)).astype(images.dtype)
+    return images
+
+
+def fit_images(images, image_shape):
+    """uint8 images `(n, h, w, c)` in the `image_shape` `(height, width,
+    channels)` a model takes (None: any): channels as `to_channels`, and
+    resized (bilinear, rounded) where the model takes one size only."""
+    if getattr(images, "ndim", 0) != 4 or len(image_shape) != 3:
+        return images
+    images = to_channels(images, image_shape[-1])
+    height, width = image_shape[:2]
+    if None in (height, width) or images.shape[1:3] == (height, width):
+        return images
+    import tensorflow as tf
+
+    resized = tf.image.resize(images, (height, width), method="bilinear").numpy()
+    return np.clip(np.rint(resized), 0, 255).astype(images.dtype)

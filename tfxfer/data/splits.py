@@ -17,6 +17,10 @@ def stratified_split(x, y, fraction, seed=0):
     from sklearn.model_selection import train_test_split
 
     y = np.asarray(y)
+    if y.ndim == 2:  # multi-hot rows: label sets have no strata; a seeded random split
+        held = min(max(int(np.ceil(fraction * len(y))), 1), len(y) - 1)
+        x_kept, x_held, y_kept, y_held = train_test_split(x, y, test_size=held, random_state=seed)
+        return (x_kept, y_kept), (x_held, y_held)
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < 2:
         raise ValueError(

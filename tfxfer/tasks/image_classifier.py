@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from tfxfer.sources.resolve import image_source
+from tfxfer.tasks.labels import ClassLabels
 from tfxfer.tasks.task import Task, source_input_spec
 
 
@@ -25,6 +26,11 @@ class ImageClassifier(Task):
         l2_sp: strength of the L2-SP penalty pulling the source's weights
             towards their starting values (`tfxfer.methods.SourceAnchor`).
         head_l2: plain L2 on the new dense layer's kernel.
+        class_names: the classes' names in label order, saved with the
+            model (`predict_labels`, the export's outputs).
+        multi_label: each example may have several labels: one sigmoid per
+            class (labels as multi-hot rows), binary cross-entropy.
+        thresholds: a multi-label model's per-class decision thresholds.
 
     Example:
 
@@ -36,9 +42,22 @@ class ImageClassifier(Task):
     (2, 10)
     """
 
-    def __init__(self, backbone, num_classes, dropout=0.2, input_shape=None, l2_sp=None, head_l2=None, **kwargs):
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        dropout=0.2,
+        input_shape=None,
+        l2_sp=None,
+        head_l2=None,
+        class_names=None,
+        multi_label=False,
+        thresholds=None,
+        **kwargs,
+    ):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
+        class_labels = ClassLabels.of(num_classes, class_names, multi_label, thresholds)
         input_shape = tuple(input_shape or (source_input_spec(backbone) or ((),))[0])
         if not input_shape:
             raise ValueError("The source does not declare its input shape; pass input_shape=(height, width, channels).")
@@ -60,7 +79,7 @@ class ImageClassifier(Task):
         super().__init__(images, logits, **kwargs)
 
         # === Config ===
-        self._keep_config(num_classes, dropout, l2_sp, head_l2)
+        self._keep_config(num_classes, dropout, l2_sp, head_l2, class_labels)
         self.image_shape = input_shape
         self._compile_defaults()
 
@@ -91,7 +110,17 @@ class ImageClassifier(Task):
         return x
 
     @classmethod
-    def from_preset(cls, preset, num_classes, dropout=0.2, l2_sp=None, head_l2=None, **source_kwargs):
+    def from_preset(
+        cls,
+        preset,
+        num_classes,
+        dropout=0.2,
+        l2_sp=None,
+        head_l2=None,
+        class_names=None,
+        multi_label=False,
+        **source_kwargs,
+    ):
         """A classifier on a named source, e.g. `"mobilenet_v2/imagenet"`.
 
         `preset`: a name from `tfxfer.presets("image")`, a KerasHub preset
@@ -99,9 +128,12 @@ class ImageClassifier(Task):
         converter runs inside the model), a TF-Hub handle or a SavedModel
         folder. `source_kwargs` go to the source: `input_size`
         and `weights` (a local `.h5` file) for Keras Applications presets,
-        e.g. `input_size=96`.
+        e.g. `input_size=96`. `class_names`, `multi_label`: as the
+        constructor takes them.
         """
-        return cls(image_source(preset, **source_kwargs), num_classes, dropout=dropout, l2_sp=l2_sp, head_l2=head_l2)
+        source = image_source(preset, **source_kwargs)
+        labels = {"class_names": class_names, "multi_label": multi_label}
+        return cls(source, num_classes, dropout=dropout, l2_sp=l2_sp, head_l2=head_l2, **labels)
 
     @property
     def head_layers(self):

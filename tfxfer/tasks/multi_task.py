@@ -230,7 +230,8 @@ class MultiTaskClassifier(Task):
 
     def get_config(self):
         config = super().get_config()
-        del config["num_classes"]
+        for key in ("num_classes", "class_names", "multi_label", "thresholds"):  # one head per task, not one set
+            del config[key]
         shape, dtype = self.source_input
         return {
             **config,

@@ -10,6 +10,7 @@ import scipy.sparse
 
 from tfxfer.distribute import MultiWorkerFit
 from tfxfer.methods.regularization import SourceAnchor
+from tfxfer.tasks.labels import ClassLabels, choose_thresholds
 from tfxfer.transfer.contract import Transferable
 
 CONSTANT_VARIANCE = 1e-8  # a feature whose variance is this or less is constant: scaled by 1
@@ -126,16 +127,25 @@ class Task(Transferable, MultiWorkerFit, keras.Model):
         """`keras.Model.compile` with defaults for integer labels and logits.
 
         `"auto"`: Adam at 1e-3, sparse categorical cross-entropy on logits,
-        accuracy.
+        accuracy; for a multi-label model, binary cross-entropy on logits
+        and the binary accuracy of the labels.
         """
         self.compiled_by_default = False
         if optimizer == "auto":
             with self.distribute_strategy.scope():
                 optimizer = keras.optimizers.Adam(1e-3)
         if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            loss = (
+                keras.losses.BinaryCrossentropy(from_logits=True)
+                if self.multi_label
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            )
         if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            metrics = [
+                keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # on logits: 0 is probability 0.5
+                if self.multi_label
+                else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+            ]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
@@ -185,6 +195,14 @@ class Task(Transferable, MultiWorkerFit, keras.Model):
         """
         if labels is None or not isinstance(labels, np.ndarray | list | tuple):
             return
+        if self.multi_label:
+            values = np.asarray(labels)
+            if values.ndim != 2 or values.shape[1] != self.num_classes or not np.isin(values, (0, 1)).all():
+                raise ValueError(
+                    f"A multi-label model takes labels as multi-hot rows (n, {self.num_classes}) of 0 and 1; "
+                    f"received shape {values.shape}. Encode each example's label set as one row."
+                )
+            return
         values = np.asarray(labels).reshape(-1)
         if values.size and (values.min() < 0 or values.max() >= self.num_classes):
             raise ValueError(
@@ -193,9 +211,51 @@ class Task(Transferable, MultiWorkerFit, keras.Model):
                 f"num_classes={int(values.max()) + 1}."
             )
 
-    def _keep_config(self, num_classes, dropout, l2_sp, head_l2):
+    def _keep_config(self, num_classes, dropout, l2_sp, head_l2, class_labels=None):
         self.num_classes, self.dropout = int(num_classes), dropout
         self.l2_sp, self.head_l2 = l2_sp, head_l2
+        self.class_labels = class_labels or ClassLabels.numbered(num_classes)
+
+    @property
+    def class_names(self):
+        """The class names, in label order (`"0"`, `"1"`, ... when none were given)."""
+        return list(self.class_labels.names)
+
+    @property
+    def multi_label(self):
+        """Whether each example may have several labels (sigmoid outputs)."""
+        return getattr(self, "class_labels", None) is not None and self.class_labels.multi_label
+
+    def probabilities(self, x, batch_size=64):
+        """Class probabilities for raw inputs `x`: softmax of the logits, or
+        one sigmoid per class for a multi-label model."""
+        return self.class_labels.probabilities(self.predict(x, batch_size=batch_size, verbose=0))
+
+    def choose_thresholds(self, x, y, batch_size=64):
+        """A multi-label model's per-class thresholds, set to those of best
+        F1 on `(x, y)` (validation data, multi-hot `y`); returns them."""
+        if not self.multi_label:
+            raise ValueError("choose_thresholds applies to multi-label models (multi_label=True).")
+        thresholds = choose_thresholds(self.probabilities(x, batch_size), y)
+        self.class_labels = self.class_labels.with_thresholds(thresholds)
+        return thresholds
+
+    def predict_labels(self, x, top_k=1, batch_size=64):
+        """Named predictions for raw inputs `x` (images, or texts): per input
+        a dict with `label` (the class name), `probability`, and `top_k`
+        `[name, probability]` pairs; a multi-label model also gives
+        `labels`, the names whose probability reaches their class threshold.
+
+        >>> import tfxfer
+        >>> texts = ["orbit", "faith", "a launch to orbit", "faith in god"]
+        >>> model = tfxfer.TextClassifier.from_word_vectors(None, texts, num_classes=2, dim=8,
+        ...                                                 class_names=["sci.space", "religion"])
+        >>> row = model.predict_labels(["orbit"], top_k=2)[0]
+        >>> row["label"] in model.class_names, [name for name, _ in row["top_k"]] == sorted(
+        ...     model.class_names, key=lambda n: -dict(row["top_k"])[n])
+        (True, True)
+        """
+        return self.class_labels.rows(self.probabilities(x, batch_size), top_k)
 
     def get_config(self):
         """What every task shares; subclasses add their own arguments."""
@@ -205,6 +265,7 @@ class Task(Transferable, MultiWorkerFit, keras.Model):
             "dropout": self.dropout,
             "l2_sp": self.l2_sp,
             "head_l2": self.head_l2,
+            **self.class_labels.config(),
             "name": self.name,
             "trainable": self.trainable,
         }

@@ -9,6 +9,7 @@ from tfxfer.sources.kerashub import KerasHubFeatures
 from tfxfer.sources.resolve import resolve
 from tfxfer.sources.text_encoding import text_encoder
 from tfxfer.sources.word_vectors import WordVectors
+from tfxfer.tasks.labels import ClassLabels
 from tfxfer.tasks.task import Task
 from tfxfer.validation import check_choice
 from tfxfer.walk import walk_layers
@@ -29,7 +30,8 @@ class TextClassifier(Task):
     `sequence_head`, a small Conv1D (`conv_filters`, width 5, ReLU) and max
     pooling, or a bidirectional GRU (`rnn_units` each way) that skips the
     padding (all-zero rows, masked). Logits are float32.
-    `l2_sp` and `head_l2` as for `ImageClassifier`.
+    `l2_sp`, `head_l2`, `class_names`, `multi_label` and `thresholds` as
+    for `ImageClassifier`.
 
     Example:
 
@@ -52,10 +54,14 @@ class TextClassifier(Task):
         feature_scaling=True,
         sequence_head="conv",
         rnn_units=64,
+        class_names=None,
+        multi_label=False,
+        thresholds=None,
         **kwargs,
     ):
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
+        class_labels = ClassLabels.of(num_classes, class_names, multi_label, thresholds)
         check_choice("sequence_head", sequence_head, SEQUENCE_HEADS)
 
         # === Layers ===
@@ -94,7 +100,7 @@ class TextClassifier(Task):
         super().__init__(strings, logits, **kwargs)
 
         # === Config ===
-        self._keep_config(num_classes, dropout, l2_sp, head_l2)
+        self._keep_config(num_classes, dropout, l2_sp, head_l2, class_labels)
         self.conv_filters, self.scales_features = conv_filters, bool(feature_scaling)
         self.sequence_head, self.rnn_units = sequence_head, rnn_units
         self._compile_defaults()
@@ -109,6 +115,8 @@ class TextClassifier(Task):
         encoder="vectors",
         pooling="mean",
         dropout=0.2,
+        class_names=None,
+        multi_label=False,
         **encoder_options,
     ):
         """A classifier on word vectors, its vocabulary adapted on `texts`.
@@ -122,6 +130,7 @@ class TextClassifier(Task):
                 or not; `max_tokens` bounds the vectors' vocabulary only) or
                 `"rnn"` (the token vectors read by a bidirectional GRU head).
             pooling: `"mean"`, `"max"` or `"sequence"` (a Conv1D head).
+            class_names, multi_label: as the constructor takes them.
             encoder_options: for `text_encoder`: `dim`, `max_tokens`,
                 `sequence_length`, `trainable` (by default only from
                 scratch), `seed`, `vector_weight`.
@@ -138,10 +147,13 @@ class TextClassifier(Task):
             **encoder_options,
         )
         head = "rnn" if encoder == "rnn" else "conv"
-        return cls(source, num_classes, dropout=dropout, feature_scaling=not hybrid, sequence_head=head)
+        labels = {"class_names": class_names, "multi_label": multi_label}
+        return cls(source, num_classes, dropout=dropout, feature_scaling=not hybrid, sequence_head=head, **labels)
 
     @classmethod
-    def from_preset(cls, preset, num_classes, texts=None, dropout=0.2, seed=0, **encoder_kwargs):
+    def from_preset(
+        cls, preset, num_classes, texts=None, dropout=0.2, seed=0, class_names=None, multi_label=False, **encoder_kwargs
+    ):
         """A classifier on a named text source.
 
         Args:
@@ -158,7 +170,9 @@ class TextClassifier(Task):
                 `from_word_vectors`); a TF-Hub module or KerasHub preset
                 is used as it is (`KerasHubFeatures.from_preset` takes a
                 `sequence_length`).
+            class_names, multi_label: as the constructor takes them.
         """
+        labels = {"class_names": class_names, "multi_label": multi_label}
         resolved = resolve(preset, "text")
         if resolved.form != "vectors" and encoder_kwargs:  # its own tokenizer: word-vector options do not apply
             raise ValueError(
@@ -166,16 +180,17 @@ class TextClassifier(Task):
                 f"{'KerasHub preset' if resolved.form == 'kerashub' else 'TF-Hub text module'}, used as it is."
             )
         if resolved.form == "kerashub":
-            return cls(KerasHubFeatures.from_preset(resolved.location, kind="text"), num_classes, dropout=dropout)
+            source = KerasHubFeatures.from_preset(resolved.location, kind="text")
+            return cls(source, num_classes, dropout=dropout, **labels)
         if resolved.form == "module":
-            return cls(HubFeatures(resolved.location, input_dtype="string"), num_classes, dropout=dropout)
+            return cls(HubFeatures(resolved.location, input_dtype="string"), num_classes, dropout=dropout, **labels)
         where = resolved.location
         if texts is None:
             raise ValueError(
                 f"The text source {preset!r} is word vectors: pass texts=... (the training texts, labelled or not) "
                 "so that the vocabulary can be adapted on them."
             )
-        return cls.from_word_vectors(where, texts, num_classes, dropout=dropout, seed=seed, **encoder_kwargs)
+        return cls.from_word_vectors(where, texts, num_classes, dropout=dropout, seed=seed, **labels, **encoder_kwargs)
 
     def fine_tuning_rates(self):
         # Word vectors are a lookup table, not a deep stack: each row moves

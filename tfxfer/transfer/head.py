@@ -16,7 +16,7 @@ from tfxfer.transfer.budget import balanced_tasks, least_steps, repeat_small_dat
 from tfxfer.transfer.contract import contract
 from tfxfer.transfer.feature_cache import source_features
 from tfxfer.transfer.optimizers import warmup_cosine
-from tfxfer.transfer.solved_head import fit_linear_head, linear_head
+from tfxfer.transfer.solved_head import fit_linear_head, fit_multi_label_head, linear_head
 from tfxfer.validation import check_choice
 
 
@@ -140,7 +140,13 @@ def _solve_head(task, dense, features, y, validation_data, seed, refit, svm_c, f
     """The linear head solved exactly; callbacks told of it as of one epoch."""
     head = _compiled_head(task, features, None)  # compiled: callbacks read its metrics
     weights = fit_kwargs.get("sample_weight")
-    history = fit_linear_head(head, dense, features, y, weights, *validation_data, seed, refit=refit, c=svm_c)
+    if getattr(task, "multi_label", False):
+        history = fit_multi_label_head(head, dense, features, y, weights, *validation_data, seed, refit=refit, c=svm_c)
+    else:
+        history = fit_linear_head(
+            head, dense, features, y, weights, *validation_data, seed, refit=refit, c=svm_c,
+            class_weight=fit_kwargs.get("class_weight"),
+        )  # fmt: skip
     callbacks = keras.callbacks.CallbackList(fit_kwargs.get("callbacks") or [], model=head)
     logs = {name: values[-1] for name, values in history.history.items()}
     callbacks.on_train_begin()

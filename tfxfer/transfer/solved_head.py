@@ -31,7 +31,12 @@ def linear_head(model):
     dense = layers[0] if len(layers) == 1 and isinstance(layers[0], keras.layers.Dense) else None
     if dense is None or dense.activation not in (keras.activations.linear, None) or dense.kernel_regularizer:
         return None
-    custom_loss = model.compiled_by_user and not isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+    expected = (
+        keras.losses.BinaryCrossentropy
+        if getattr(model, "multi_label", False)
+        else keras.losses.SparseCategoricalCrossentropy
+    )
+    custom_loss = model.compiled_by_user and not isinstance(model.loss, expected)
     return None if custom_loss else dense
 
 
@@ -122,19 +127,20 @@ def cross_validated_c(inputs, labels, weights, seed, units, folds):
     )
 
 
-def accuracy(scores, labels):
-    return float(np.mean(np.asarray(scores).argmax(1) == labels))
+def accuracy(scores, labels, weights=None):
+    """The (weighted) share of `labels` the `scores` rank first."""
+    return float(np.average(np.asarray(scores).argmax(1) == labels, weights=weights))
 
 
-def best_temperature(scores, labels):
-    """The scale of the scores into logits with the least log-loss."""
-    return min(TEMPERATURES, key=lambda t: log_loss(t * scores, labels))
+def best_temperature(scores, labels, weights=None):
+    """The scale of the scores into logits with the least (weighted) log-loss."""
+    return min(TEMPERATURES, key=lambda t: log_loss(t * scores, labels, weights))
 
 
-def log_loss(logits, labels):
+def log_loss(logits, labels, weights=None):
     logits = logits - logits.max(axis=1, keepdims=True)
     log_probabilities = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return float(-np.mean(log_probabilities[np.arange(len(labels)), labels]))
+    return float(-np.average(log_probabilities[np.arange(len(labels)), labels], weights=weights))
 
 
 def stack_rows(first, second):
@@ -148,7 +154,9 @@ def is_small(val_y, units):
     return len(val_y) < SMALL_VALIDATION * units
 
 
-def fit_linear_head(head, dense, features, labels, weights, val_features, val_y, seed, refit=False, c="auto"):
+def fit_linear_head(
+    head, dense, features, labels, weights, val_features, val_y, seed, refit=False, c="auto", class_weight=None
+):
     """Sets `dense` to the solved head of `labels` on `features` (see the
     module), its scores scaled into logits by the temperature with the best
     validation log-loss. `c="auto"` takes the C of best validation accuracy
@@ -161,22 +169,33 @@ def fit_linear_head(head, dense, features, labels, weights, val_features, val_y,
     training and the validation examples together (cross-validated or
     not); without it, the head never learns from the validation examples,
     which stay held out for whatever follows (fine-tuning's early stopping
-    and its check against the head)."""
+    and its check against the head).
+
+    `class_weight` (`{class id: weight}`) weighs the examples of each
+    class, in the solution and in the choice of C and temperature (the
+    validation examples weigh as their class): with `"balanced"` weights,
+    C is chosen by balanced accuracy, not by the majority class's."""
     inputs, val_inputs = head_inputs(head, dense, features, val_features)
     labels, val_y, units = np.asarray(labels), np.asarray(val_y), dense.units
+    per_class = _class_weights(class_weight, units)
+    if per_class is not None:
+        weights = per_class[labels] * (1.0 if weights is None else np.asarray(weights, "float32"))
+    val_weights = None if per_class is None else per_class[val_y]
     all_labels = np.concatenate([labels, val_y])
     folds = stratified_folds(all_labels, seed) if is_small(val_y, units) else None
     extra = {}
     if folds:  # every labelled example judges the settings once
         train_count = len(labels)
         inputs = stack_rows(inputs, val_inputs)
-        weights = None if weights is None else np.concatenate([weights, np.ones(len(val_y), "float32")])
+        weights = None if weights is None else np.concatenate([weights, _ones_or(val_weights, len(val_y))])
         labels, extra = all_labels, {"cross_validated": [len(folds)]}
+        judged_weights = None if per_class is None else per_class[labels]
 
         def judged(candidate):  # (scores of the judging examples, their labels, the head if one was solved)
             return out_of_fold_scores(inputs, labels, weights, candidate, seed, units, folds), labels, None
 
     else:
+        judged_weights = val_weights
 
         def judged(candidate):
             kernel, bias = solve(inputs, labels, weights, candidate, seed, units)
@@ -184,14 +203,14 @@ def fit_linear_head(head, dense, features, labels, weights, val_features, val_y,
 
     # each candidate is solved once; the chosen one's fits are reused
     results = {k: judged(k) for k in (c_candidates(inputs) if c == "auto" else [c])}
-    c = max(results, key=lambda k: accuracy(*results[k][:2]))  # ties: the first, the grid's middle
+    c = max(results, key=lambda k: accuracy(*results[k][:2], judged_weights))  # ties: the first, the grid's middle
     val_scores, judged_y, solved = results[c]
     if folds:  # the head learns from the training examples, and from the validation ones with refit
         rows = slice(None) if refit else slice(train_count)
         inputs, labels, weights = inputs[rows], labels[rows], None if weights is None else weights[rows]
         solved = solve(inputs, labels, weights, c, seed, units)
     kernel, bias = solved
-    scale = best_temperature(val_scores, judged_y)
+    scale = best_temperature(val_scores, judged_y, judged_weights)
     train_logits, val_logits = scale * (inputs @ kernel + bias), scale * val_scores
     history = keras.callbacks.History()
     history.history = {
@@ -204,7 +223,85 @@ def fit_linear_head(head, dense, features, labels, weights, val_features, val_y,
     }
     history.set_model(head)
     if refit and not folds:  # cross-validated: the validation examples were in its rows already
-        all_weights = None if weights is None else np.concatenate([weights, np.ones(len(val_y))])
+        all_weights = None if weights is None else np.concatenate([weights, _ones_or(val_weights, len(val_y))])
         kernel, bias = solve(stack_rows(inputs, val_inputs), all_labels, all_weights, c, seed, units)
+    dense.set_weights([scale * kernel, scale * bias])
+    return history
+
+
+def _class_weights(class_weight, units):
+    """`{class id: weight}` as an array over the `units` classes (1 where unnamed), or None."""
+    if not class_weight:
+        return None
+    weights = np.ones(units, "float32")
+    for c, weight in class_weight.items():
+        weights[int(c)] = weight
+    return weights
+
+
+def _ones_or(weights, count):
+    return np.ones(count, "float32") if weights is None else weights
+
+
+def solve_columns(inputs, y, weights, c, seed):
+    """One binary `LinearSVC` per column of the multi-hot `y` (a class
+    against the examples without it), in parallel threads, as a dense
+    layer's `(kernel, bias)`; a class without examples of both kinds is
+    never predicted (or always, if every example has it)."""
+    from sklearn.svm import LinearSVC
+
+    y = np.asarray(y) > 0.5
+    inputs = inputs.astype(np.float64) if scipy.sparse.issparse(inputs) else np.asarray(inputs, np.float64, order="C")
+
+    def column(k):
+        if y[:, k].all() or not y[:, k].any():
+            return np.zeros(inputs.shape[1]), 30.0 if y[:, k].all() else -30.0
+        svm = LinearSVC(C=c, dual="auto", random_state=seed).fit(inputs, y[:, k], sample_weight=weights)
+        return svm.coef_[0], svm.intercept_[0]
+
+    with ThreadPoolExecutor(min(y.shape[1], os.cpu_count() or 1)) as pool:
+        rows = list(pool.map(column, range(y.shape[1])))
+    kernel = np.stack([row for row, _ in rows], axis=1).astype("float32")
+    return kernel, np.asarray([bias for _, bias in rows], "float32")
+
+
+def macro_f1(scores, y):
+    """Macro-F1 of the decisions `scores >= 0` against multi-hot `y`, over the classes `y` has."""
+    from sklearn.metrics import f1_score
+
+    y = np.asarray(y) > 0.5
+    present = y.any(axis=0)
+    return float(f1_score(y[:, present], scores[:, present] >= 0, average="macro", zero_division=0))
+
+
+def binary_log_loss(logits, y):
+    logits = np.asarray(logits, np.float64)
+    return float(np.mean(np.logaddexp(0, logits) - np.asarray(y) * logits))  # log(1 + e^z) - y z
+
+
+def fit_multi_label_head(head, dense, features, y, weights, val_features, val_y, seed, refit=False, c="auto"):
+    """`fit_linear_head` for a multi-label head: a `LinearSVC` per class
+    (`solve_columns`), C of best validation macro-F1, the scores scaled
+    into logits by the temperature of least validation binary log-loss."""
+    inputs, val_inputs = head_inputs(head, dense, features, val_features)
+    y, val_y = np.asarray(y, "float32"), np.asarray(val_y, "float32")
+    solved = {k: solve_columns(inputs, y, weights, k, seed) for k in (c_candidates(inputs) if c == "auto" else [c])}
+    c = max(solved, key=lambda k: macro_f1(val_inputs @ solved[k][0] + solved[k][1], val_y))
+    kernel, bias = solved[c]
+    val_scores = val_inputs @ kernel + bias
+    scale = min(TEMPERATURES, key=lambda t: binary_log_loss(t * val_scores, val_y))
+    train_logits = scale * (inputs @ kernel + bias)
+    history = keras.callbacks.History()
+    history.history = {
+        "loss": [binary_log_loss(train_logits, y)],
+        "accuracy": [float(np.mean((train_logits >= 0) == (y > 0.5)))],
+        "val_loss": [binary_log_loss(scale * val_scores, val_y)],
+        "val_accuracy": [float(np.mean((val_scores >= 0) == (val_y > 0.5)))],
+        "C": [float(c)],
+    }
+    history.set_model(head)
+    if refit:
+        all_weights = None if weights is None else np.concatenate([weights, np.ones(len(val_y), "float32")])
+        kernel, bias = solve_columns(stack_rows(inputs, val_inputs), np.concatenate([y, val_y]), all_weights, c, seed)
     dense.set_weights([scale * kernel, scale * bias])
     return history

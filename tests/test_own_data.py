@@ -1,0 +1,282 @@
+"""A user's own data: tables, folders and DataFrames in; named predictions
+out of `predict`, the `.keras` file and the SavedModel; multi-label and
+imbalanced classes."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+import tfxfer
+from tfxfer.cli import main
+from tfxfer.data import load_image_data, load_text_data
+
+from helpers import ticket_rows, write_digit_pngs, write_tickets
+
+FIT_TICKETS = ("fit", "text", "--source", "embedded", "--quiet")
+DIGITS_SOURCE = ("--source", "digits04_cnn", "--input-size", "32")
+
+
+def _cli(*args, stdin=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=stdin)
+
+
+@pytest.fixture(scope="module")
+def tickets(tmp_path_factory):
+    """Train and test tickets as a CSV each."""
+    folder = tmp_path_factory.mktemp("tickets")
+    return write_tickets(folder / "train.csv", ticket_rows(90)), write_tickets(folder / "test.csv", ticket_rows(30, 1))
+
+
+@pytest.mark.parametrize("form", [".csv", ".tsv", ".jsonl", "folder", "frame", "lists"])
+def test_every_text_form_reads_the_same_examples(tmp_path, form):
+    rows = ticket_rows(30)
+    if form == "frame":
+        pandas = pytest.importorskip("pandas")
+        data = pandas.DataFrame(rows, columns=["text", "label"])
+    elif form == "lists":
+        data = ([text for text, _ in rows], [label for _, label in rows])
+    else:
+        data = write_tickets(tmp_path / f"tickets{form if form != 'folder' else ''}", rows, form)
+    loaded = load_text_data(data, test_data=data)  # all of it for training, all of it for test
+    assert loaded.class_names == ["account", "billing", "bug"]
+    by_text = sorted(zip(loaded.x_test, loaded.y_test))
+    assert by_text == sorted((text, ["account", "billing", "bug"].index(label)) for text, label in rows)
+    assert loaded.x_test.dtype == object and loaded.x_test.ndim == 1
+
+
+def test_columns_are_found_by_their_usual_names_or_named(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("id,review,stars\n1,great,5\n2,awful,1\n3,fine,5\n4,bad,1\n5,good,5\n6,poor,1\n")
+    with pytest.raises(
+        ValueError, match=r"no label column \(its columns: \['id', 'review', 'stars'\]\).*--label-column"
+    ):
+        load_text_data(path)
+    data = load_text_data(path, label_column="stars")  # the text column is found: 'review'
+    assert data.class_names == ["1", "5"] and set(data.x_train) | set(data.x_test) == {
+        "great", "awful", "fine", "bad", "good", "poor"
+    }  # fmt: skip
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("text,label\n" + "".join(f"t{i},{i % 12}\n" for i in range(48)))
+    assert load_text_data(numbers).class_names == [str(i) for i in range(12)]  # '2' before '10'
+
+
+BAD_TABLES = {
+    "missing column": ("train.csv", "note,label\nrefund,billing\n", None, r"'{train}' has the columns \['note', "),
+    "extra cells": ("train.csv", "text,label\nrefund,billing,oops\n", None, r"'{train}', line 2: 3 cells"),
+    "empty label": ("train.csv", "text,label\nrefund,billing\ncrash,\n", None, r"'{train}', line 3: the 'label' cell"),
+    "label only in test": (
+        "test.csv", "text,label\nrefund,billing\nhello,greeting\n", "test", r"'{test}', line 3: the label 'greeting'"
+    ),
+    "mixed encodings": (
+        "train.csv", "text,label\nrefund,billing\n\xe9t\xe9,bug\n", "latin", r"'{train}', line 3: not utf-8.*--encoding"
+    ),
+    "broken JSON line": (
+        "train.jsonl", '{"text": "a", "label": "bug"}\n{"text": "b", \n', None, r"'{train}', line 2: not JSON"
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TABLES))
+def test_bad_tables_are_one_line_errors_naming_file_line_and_fix(tmp_path, tickets, case):
+    name, content, role, message = BAD_TABLES[case]
+    path = tmp_path / name
+    if role == "latin":
+        path.write_bytes(content.encode("latin-1"))
+    else:
+        path.write_text(content)
+    train, test = (tickets[0], path) if role == "test" else (path, tickets[1])
+    run = tmp_path / "run"
+    result = _cli(*FIT_TICKETS, "--data", train, "--test-data", test, "--run-dir", run)
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and "Traceback" not in result.output
+    assert re.search(message.format(train=re.escape(str(train)), test=re.escape(str(test))), line), line
+    assert not run.exists()  # refused before the run folder was made
+
+
+def test_an_image_table_pointing_at_a_missing_image_is_named(tmp_path):
+    table = write_digit_pngs(tmp_path, per_class=3)
+    table.write_text(table.read_text() + "images/gone.png,5\n")
+    result = _cli("fit", "image", *DIGITS_SOURCE, "--data", table, "--run-dir", tmp_path / "run")
+    assert result.exit_code == 1
+    assert f"'{table}', line 11: no image at '{tmp_path / 'images' / 'gone.png'}'" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_image_tables_decode_as_class_folders_do(tmp_path):
+    table = write_digit_pngs(tmp_path, per_class=4)
+    for name, label in (line.split(",") for line in table.read_text().splitlines()[1:]):
+        folder = tmp_path / "folders" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name.split("/")[1]).write_bytes((tmp_path / name).read_bytes())
+    from_table = load_image_data(table, image_size=(20, 20), test_data=table)
+    from_folders = load_image_data(tmp_path / "folders", image_size=(20, 20), test_data=tmp_path / "folders")
+    assert from_table.class_names == from_folders.class_names == ["5", "6", "7"]
+    order = np.lexsort((from_table.x_test.reshape(12, -1).sum(1), from_table.y_test))
+    other = np.lexsort((from_folders.x_test.reshape(12, -1).sum(1), from_folders.y_test))
+    np.testing.assert_array_equal(from_table.x_test[order], from_folders.x_test[other])
+
+
+def test_csv_journey_fit_evaluate_predict_export_agree(tmp_path, tickets):
+    train, test = tickets
+    run = tmp_path / "run"
+    fitted = _cli(*FIT_TICKETS, "--data", train, "--run-dir", run)  # no tuning option
+    assert fitted.exit_code == 0, fitted.output
+    assert json.loads((run / "config.json").read_text())["data"] == str(train)
+    assert "macro-F1" in fitted.output
+    metrics = json.loads((run / "metrics.json").read_text())["results"]
+    assert set(metrics["per_class"]) == {"account", "billing", "bug"}
+    assert {"precision", "recall", "f1", "support"} <= set(metrics["per_class"]["bug"])
+
+    evaluated = _cli("evaluate", run, "--data", test)
+    assert evaluated.exit_code == 0, evaluated.output
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["test_examples"] == 30  # every example of a file without a split
+    predicted = _cli("predict", run, test, "--output", tmp_path / "p.jsonl", "--top-k", 2)
+    assert predicted.exit_code == 0, predicted.output
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    accuracy = np.mean([row["label"] == row["true_label"] for row in rows])
+    assert abs(accuracy - evaluation["test_accuracy"]) < 1e-6
+    assert f"accuracy {100 * accuracy:.2f}% on 30 labelled inputs" in predicted.output
+    assert rows[0]["input"] == f"{test}:2" and len(rows[0]["top_k"]) == 2
+    assert rows[0]["top_k"][0] == [rows[0]["label"], rows[0]["probability"]]
+
+    exported = _cli("export", run, tmp_path / "served")
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "served" / "labels.txt").read_text().split() == ["account", "billing", "bug"]
+    texts = [line.split(",")[0] for line in test.read_text().splitlines()[1:]]
+    reloaded = tf.saved_model.load(str(tmp_path / "served"))  # kept: its functions need it alive
+    served = reloaded.serve(tf.constant(texts))
+    assert [name.decode() for name in served["top_names"].numpy()[:, 0]] == [row["label"] for row in rows]
+    np.testing.assert_allclose(served["top_probabilities"].numpy()[:, 0], [r["probability"] for r in rows], atol=1e-5)
+
+
+def test_predict_reads_standard_input_text_files_and_writes_csv(tmp_path, tickets):
+    run = tmp_path / "run"
+    assert _cli(*FIT_TICKETS, "--data", tickets[0], "--run-dir", run, "--no-export").exit_code == 0
+    lines = "refund my card payment\n\nlogin password reset\n"
+    piped = _cli("predict", run, "-", stdin=lines)
+    assert piped.exit_code == 0, piped.output
+    header, *rows = piped.output.strip().splitlines()
+    assert header == "input,label,probability,top_k"
+    assert [row.split(",")[:2] for row in rows] == [["-:1", "billing"], ["-:2", "account"]]
+    (tmp_path / "new.txt").write_text(lines)
+    written = _cli("predict", run, tmp_path / "new.txt", "--output", tmp_path / "out.csv")
+    assert written.exit_code == 0, written.output
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].startswith(f"{tmp_path / 'new.txt'}:1,billing,")
+    refused = _cli("predict", run, tmp_path / "new.txt", "--output", tmp_path / "out.xlsx")
+    assert refused.exit_code == 1 and "name a .csv or .jsonl file" in refused.output
+
+
+def test_a_reloaded_model_names_its_predictions_without_the_run_folder(tmp_path):
+    texts = np.array([text for text, _ in ticket_rows(60)], dtype=object)
+    labels = [label for _, label in ticket_rows(60)]
+    data = load_text_data((list(texts), labels))
+    model = tfxfer.TextClassifier.from_preset(
+        "embedded", 3, texts=data.x_train, class_names=data.class_names, encoder="vectors"
+    )
+    tfxfer.fit_head(model, data.x_train, data.y_train, epochs=30, progress=False, verbose=0)
+    model.save(tmp_path / "m.keras")
+    reloaded = tfxfer.load_model(tmp_path / "m.keras")
+    assert reloaded.class_names == ["account", "billing", "bug"]
+    rows = reloaded.predict_labels(["refund the payment on my card"], top_k=3)
+    assert rows[0]["label"] == "billing" and [name for name, _ in rows[0]["top_k"]][0] == "billing"
+    assert abs(sum(p for _, p in rows[0]["top_k"]) - 1) < 1e-5
+
+
+def _digit_sets(digit):
+    """Overlapping label sets of a digit: the truth of the multi-label task."""
+    names = [("even", digit % 2 == 0), ("small", digit < 5), ("prime", digit in (2, 3, 5, 7)), ("seven", digit == 7)]
+    return [name for name, holds in names if holds]
+
+
+def test_per_class_thresholds_beat_a_fixed_half_on_a_known_multi_label_task():
+    """A head trained by gradient steps (`fit_head`'s default) on 200 digits
+    is not calibrated per class; thresholds chosen on 300 validation digits
+    raise the macro-F1 on the other 1,297 (0.760 -> 0.803 here; on seeds
+    1 and 2 of the draw: 0.820 -> 0.827, 0.789 -> 0.805). The solved head
+    (`solver="auto"`, the CLI's) is calibrated already: within 0.006."""
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import f1_score
+
+    digits = load_digits()
+    images, names = digits.images.astype("uint8")[..., None], ["even", "prime", "seven", "small"]
+    y = np.array([[name in _digit_sets(d) for name in names] for d in digits.target], "float32")
+    order = np.random.default_rng(0).permutation(len(y))
+    train, validation, test = order[:200], order[200:500], order[500:]
+    model = tfxfer.ImageClassifier.from_preset("digits04_cnn", 4, class_names=names, multi_label=True)
+    validation_data = (images[validation], y[validation])
+    tfxfer.fit_head(model, images[train], y[train], validation_data=validation_data, progress=False, verbose=0)
+    probabilities = model.probabilities(images[test])
+    fixed = f1_score(y[test], probabilities >= 0.5, average="macro")
+    thresholds = model.choose_thresholds(*validation_data)
+    chosen = f1_score(y[test], probabilities >= np.array(thresholds), average="macro")
+    assert chosen > fixed + 0.01, (chosen, fixed, thresholds)
+    assert model.predict_labels(images[test[:1]])[0]["labels"] == [
+        n for n, p, t in zip(names, probabilities[0], thresholds) if p >= t
+    ]
+
+
+def test_multi_label_csv_through_fit_predict_and_export(tmp_path):
+    table = write_digit_pngs(tmp_path, per_class=16, classes=(2, 3, 5, 6, 7), labels=lambda d: "|".join(_digit_sets(d)))
+    run = tmp_path / "run"
+    fitted = _cli("fit", "image", *DIGITS_SOURCE, "--data", table, "--multi-label", "--run-dir", run, "--quiet")
+    assert fitted.exit_code == 0, fitted.output
+    assert "subset accuracy" in fitted.output and "micro-F1" in fitted.output
+    results = json.loads((run / "metrics.json").read_text())["results"]
+    assert set(results["thresholds"]) == {"even", "prime", "seven", "small"}
+    assert results["macro_f1"] > 0.5
+    predicted = _cli("predict", run, table, "--output", tmp_path / "p.jsonl")
+    assert predicted.exit_code == 0, predicted.output
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    subset = np.mean([set(row["labels"]) == set(row["true_label"].split("|")) for row in rows])
+    evaluated = _cli("evaluate", run, "--data", table)
+    assert abs(subset - json.loads((run / "evaluation.json").read_text())["test_accuracy"]) < 1e-6, evaluated.output
+    served = tf.saved_model.load(str(run / "export"))
+    from PIL import Image
+
+    image = np.asarray(Image.open(rows[0]["input"]).convert("L"))[None, ..., None]  # the source takes grey 8x8
+    picked = served.serve(tf.constant(image))["predicted"].numpy()[0]
+    probabilities = served.serve(tf.constant(image))["probabilities"].numpy()[0]
+    thresholds = [results["thresholds"][name] for name in ["even", "prime", "seven", "small"]]
+    np.testing.assert_array_equal(picked, probabilities >= np.array(thresholds))
+    refused = _cli("fit", "image", *DIGITS_SOURCE, "--data", table, "--run-dir", tmp_path / "r2")
+    assert refused.exit_code == 1 and "pass --multi-label" in refused.output
+
+
+def test_balanced_class_weights_raise_the_rare_class_recall_and_macro_f1():
+    """Digits 3, 5 and 8 (alike shapes) against the rest, 15 of them among
+    ~470 training digits: the solved head (the CLI's) without weights finds
+    20% of them; with `"balanced"` weights (in the solution and in the
+    choice of C) 75%, and macro-F1 rises from 0.60 to 0.88 (seeds 1, 2:
+    0.48 -> 0.80, 0.65 -> 0.89)."""
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import f1_score, recall_score
+
+    from tfxfer.recipes import class_weights
+
+    digits = load_digits()
+    images, y = digits.images.astype("uint8")[..., None], np.isin(digits.target, [3, 5, 8]).astype("int64")
+    order = np.random.default_rng(0).permutation(len(y))
+    train, test = order[:600], order[600:]
+    keep = np.concatenate([train[y[train] == 0], train[y[train] == 1][:15]])
+    (x_train, y_train), validation = tfxfer.data.stratified_split(images[keep], y[keep], 0.1, 0)
+    figures = {}
+    for choice in (None, "balanced"):
+        model = tfxfer.ImageClassifier.from_preset("digits04_cnn", 2, class_names=["rest", "3|5|8"])
+        weights = class_weights(choice, y_train, model.class_names)
+        tfxfer.fit_head(
+            model, x_train, y_train, validation_data=validation, solver="auto", class_weight=weights, progress=False
+        )
+        predicted = model.probabilities(images[test]).argmax(1)
+        figures[choice] = recall_score(y[test], predicted), f1_score(y[test], predicted, average="macro")
+    assert figures["balanced"][0] > figures[None][0] + 0.3, figures
+    assert figures["balanced"][1] > figures[None][1] + 0.1, figures
+    assert class_weights("balanced", np.array([0, 0, 0, 1]), ["a", "b"]) == pytest.approx({0: 4 / 6, 1: 2.0})
+    assert class_weights({"b": 3.0}, np.array([0, 1]), ["a", "b"]) == {0: 1.0, 1: 3.0}
+    with pytest.raises(ValueError, match=r"class_weight names \['c'\], which are not classes"):
+        class_weights({"c": 2.0}, np.array([0, 1]), ["a", "b"])
