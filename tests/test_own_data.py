@@ -280,3 +280,26 @@ def test_balanced_class_weights_raise_the_rare_class_recall_and_macro_f1():
     assert class_weights({"b": 3.0}, np.array([0, 1]), ["a", "b"]) == {0: 1.0, 1: 3.0}
     with pytest.raises(ValueError, match=r"class_weight names \['c'\], which are not classes"):
         class_weights({"c": 2.0}, np.array([0, 1]), ["a", "b"])
+
+
+def test_predict_names_image_files_and_folders_and_matches_evaluate(tmp_path):
+    table = write_digit_pngs(tmp_path, per_class=10)
+    run = tmp_path / "run"
+    fitted = _cli("fit", "image", *DIGITS_SOURCE, "--data", table, "--run-dir", run, "--quiet", "--no-export")
+    assert fitted.exit_code == 0, fitted.output
+    folder = _cli("predict", run, tmp_path / "images", "--output", tmp_path / "folder.csv")
+    assert folder.exit_code == 0, folder.output
+    lines = (tmp_path / "folder.csv").read_text().splitlines()
+    assert len(lines) == 31 and lines[0] == "input,label,probability,top_k"
+    assert {line.split(",")[0] for line in lines[1:]} == {str(p) for p in (tmp_path / "images").glob("*.png")}
+    one = sorted((tmp_path / "images").glob("7_*.png"))[0]
+    single = _cli("predict", run, one, "--top-k", 3)
+    assert single.exit_code == 0 and single.output.splitlines()[1].startswith(f"{one},")
+    assert len(single.output.splitlines()[1].split(",")[3].split("|")) == 3
+    labelled = _cli("predict", run, table, "--output", tmp_path / "table.jsonl")
+    evaluated = _cli("evaluate", run, "--data", table)
+    assert labelled.exit_code == 0 and evaluated.exit_code == 0, labelled.output + evaluated.output
+    accuracy = json.loads((run / "evaluation.json").read_text())["test_accuracy"]
+    assert f"accuracy {100 * accuracy:.2f}% on 30 labelled inputs" in labelled.output
+    refused = _cli("predict", run, table.with_suffix(".xml"))
+    assert refused.exit_code == 1 and "No input" in refused.output

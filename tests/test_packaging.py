@@ -5,16 +5,18 @@ import configparser
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import sysconfig
 import venv
 import zipfile
 
+import numpy as np
 import pytest
 import setuptools
 
-from helpers import FIT_TEXT_DEFAULTS
+from helpers import FIT_TEXT_DEFAULTS, ticket_rows, write_digit_pngs, write_tickets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,9 +34,24 @@ def test_setup_cfg_lists_every_package():
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    """The wheel, built from a copy of the tree: setuptools builds in the
+    source folder (build/, *.egg-info), which two test workers would share."""
     folder = tmp_path_factory.mktemp("wheel")
+    skipped = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "runs")
+    source = shutil.copytree(ROOT, folder / "source", ignore=skipped)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(folder),
+            str(source),
+        ],
         check=True,
         capture_output=True,
         cwd=folder,
@@ -140,3 +157,82 @@ def test_text_notebook_runs_on_the_installed_form(installed, tmp_path):
     (tmp_path / "notebook.py").write_text(code)
     output = _run(installed, "python", "notebook.py", cwd=tmp_path, TFXFER_NOTEBOOK_SMALL="1", MPLBACKEND="Agg")
     assert "test accuracy" in output and (tmp_path / "served" / "20news" / "saved_model.pb").exists()
+
+
+SERVED_NAMES = """
+import json, sys, tensorflow as tf
+import numpy as np
+from PIL import Image
+rows = [json.loads(line) for line in open(sys.argv[3])]
+if sys.argv[2] == "text":
+    inputs = [row["text"] for row in rows]
+else:  # the source takes grey 8x8 images
+    inputs = np.stack([np.asarray(Image.open(row["input"]).convert("L"))[..., None] for row in rows])
+served = tf.saved_model.load(sys.argv[1])
+print(json.dumps([name.decode() for name in served.serve(tf.constant(inputs))["top_names"].numpy()[:, 0]]))
+"""
+
+USER_DATA = {  # form: (fit command, how the data is written)
+    "text.csv": ("text", ".csv"),
+    "text.tsv": ("text", ".tsv"),
+    "text.jsonl": ("text", ".jsonl"),
+    "text folder": ("text", "folder"),
+    "image.csv": ("image", ".csv"),
+    "image folder": ("image", "folder"),
+}
+
+
+def _user_data(tmp_path, form):
+    """`(fit arguments, test data)` of a user's data in `form`, in `tmp_path`."""
+    kind, how = USER_DATA[form]
+    if kind == "text":
+        suffix = "" if how == "folder" else how
+        train = write_tickets(tmp_path / f"train{suffix}", ticket_rows(90), how)
+        test = write_tickets(tmp_path / f"test{suffix}", ticket_rows(30, seed=1), how)
+        return ["fit", "text", "--data", train.name], test.name
+    train = write_digit_pngs(tmp_path / "train", per_class=10)
+    test = write_digit_pngs(tmp_path / "test", per_class=10, offset=10)
+    if how == "folder":  # the same images as class folders
+        for table in (train, test):
+            for name, label in (line.split(",") for line in table.read_text().splitlines()[1:]):
+                (table.parent / label).mkdir(exist_ok=True)
+                (table.parent / name).rename(table.parent / label / pathlib.Path(name).name)
+            table.unlink()
+            (table.parent / "images").rmdir()
+        train, test = train.parent, test.parent
+    return ["fit", "image", "--source", "digits04_cnn", "--data", str(train)], str(test)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", sorted(USER_DATA))
+def test_installed_cli_fits_predicts_and_exports_user_data_with_defaults(installed, tmp_path, form):
+    """A user's texts or photos in each form: `fit` with no tuning option,
+    then `evaluate`, `predict` and `export`, from outside the repository;
+    `predict` reports `evaluate`'s accuracy and the SavedModel's names."""
+    fit, test = _user_data(tmp_path, form)
+    _run(installed, "tfxfer", *fit, "--run-dir", "run", "--quiet", "--no-export", cwd=tmp_path)
+    evaluated = _run(installed, "tfxfer", "evaluate", "run", "--data", test, cwd=tmp_path)
+    accuracy = json.loads((tmp_path / "run" / "evaluation.json").read_text())["test_accuracy"]
+    assert f"test accuracy {100 * accuracy:.2f}%" in evaluated
+    predicted = _run(installed, "tfxfer", "predict", "run", test, "--output", "p.jsonl", cwd=tmp_path)
+    assert f"accuracy {100 * accuracy:.2f}% on 30 labelled inputs" in predicted, (evaluated, predicted)
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert abs(np.mean([row["label"] == row["true_label"] for row in rows]) - accuracy) < 1e-6
+    _run(installed, "tfxfer", "export", "run", "served", cwd=tmp_path)
+    if USER_DATA[form][0] == "text":  # the texts themselves, in the predictions' order
+        rows = [{**row, "text": _text_of(tmp_path, row["input"])} for row in rows]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    served = _run(installed, "python", "-c", SERVED_NAMES, "served", USER_DATA[form][0], "rows.jsonl", cwd=tmp_path)
+    assert json.loads(served) == [row["label"] for row in rows], form
+    assert (tmp_path / "served" / "labels.txt").read_text().split() == sorted({row["true_label"] for row in rows})
+
+
+def _text_of(folder, name):
+    """The text a prediction row names: `file:line` of a table, or a file's path."""
+    if ":" in name and not (folder / name).exists():
+        path, line = name.rsplit(":", 1)
+        text = (folder / path).read_text().splitlines()[int(line) - 1]
+        if path.endswith(".jsonl"):
+            return json.loads(text)["text"]
+        return text.split("\t" if path.endswith(".tsv") else ",")[0]
+    return (folder / name).read_text()

@@ -115,3 +115,23 @@ def test_readme_20newsgroups_recipe_runs(tmp_path):
     assert len(namespace["train"].data) == 8
     assert (tmp_path / "exported" / "saved_model.pb").exists()
     assert namespace["model"].backbone.get_layer("word_embedding").trainable
+
+
+def test_readme_csv_journey_prints_what_the_readme_shows(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tfxfer.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    _run(_block('csv.writer(file).writerows([("text", "label"), *rows])'))
+    console = re.search(r"```console\n(.*?)```", README.read_text(), flags=re.S).group(1)
+    commands = [line[2:] for line in console.splitlines() if line.startswith("$ tfxfer ")]
+    fit, evaluate, predict = (command.split()[1:] for command in commands[:3])
+    for arguments in (fit, evaluate, predict):
+        result = CliRunner().invoke(main, arguments)
+        assert result.exit_code == 0, result.output
+        for line in result.output.splitlines():
+            if "accuracy" in line:  # the figures the README prints (paths aside)
+                assert line.split(" on ")[0] in console, line
+    shown = console.split("$ head -3 predictions.csv\n")[1].splitlines()[:3]
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[:3] == shown

@@ -144,6 +144,30 @@ def _shown(name, default, **kwargs):
     return click.option(name, default=default, show_default=True, **kwargs)
 
 
+_DATA_OPTIONS = [
+    click.option(
+        "--test-data",
+        help="A separate test set, in any form --data takes (its test split where it has one) "
+        "[default: the data's own test split, or a stratified 20% held out].",
+    ),
+    click.option(
+        "--label-column",
+        help="The label column of a CSV/TSV/JSON Lines file [default: label, labels, class, category, target].",
+    ),
+    click.option(
+        "--multi-label",
+        is_flag=True,
+        help="Each example may have several labels ('a|b' in a table cell, a list in JSON Lines): one sigmoid "
+        "per class, a threshold per class chosen on the validation split.",
+    ),
+    click.option(
+        "--class-weight",
+        type=click.Choice(["balanced"]),
+        help="Weigh each class inversely to its share of the training labels (imbalanced classes).",
+    ),
+]  # what both `fit` commands read their data with
+
+
 def _training_options(command):
     """The options `fit image` and `fit text` share."""
     options = [
@@ -188,26 +212,6 @@ def _training_options(command):
             type=click.IntRange(min=2),
             help="Keep at most this many training examples per class (at least 2: the validation split takes one).",
         ),
-        click.option(
-            "--test-data",
-            help="A separate test set, in any form --data takes (its test split where it has one) "
-            "[default: the data's own test split, or a stratified 20% held out].",
-        ),
-        click.option(
-            "--label-column",
-            help="The label column of a CSV/TSV/JSON Lines file [default: label, labels, class, category, target].",
-        ),
-        click.option(
-            "--multi-label",
-            is_flag=True,
-            help="Each example may have several labels ('a|b' in a table cell, a list in JSON Lines): one sigmoid "
-            "per class, a threshold per class chosen on the validation split.",
-        ),
-        click.option(
-            "--class-weight",
-            type=click.Choice(["balanced"]),
-            help="Weigh each class inversely to its share of the training labels (imbalanced classes).",
-        ),
         _shown(
             "--unlabelled",
             "auto",
@@ -238,7 +242,7 @@ def _training_options(command):
         ),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
-    for option in reversed(options):
+    for option in reversed([*_DATA_OPTIONS, *options]):
         command = option(command)
     return command
 
@@ -291,7 +295,12 @@ def fit_image(**options):
 )
 @click.option("--text-column", help="The text column of a table [default: text, sentence, review, content, body].")
 @_shown("--encoding", "utf-8", help="Text encoding of tables and text files (e.g. latin-1, cp1252, utf-16).")
-@_shown("--remove", "headers,footers,quotes", help="Parts of each post to strip, comma-separated ('' keeps all).")
+@_shown(
+    "--remove",
+    "headers,footers,quotes",
+    help="Parts of each 20 Newsgroups post to strip, comma-separated ('' keeps all; tables and text "
+    "folders are read as they are).",
+)
 @click.option(
     "--text-encoder",
     type=click.Choice(TEXT_ENCODERS),

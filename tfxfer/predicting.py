@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from tfxfer.data.examples import Examples
-from tfxfer.data.image_folder import IMAGE_EXTENSIONS, image_files_under, load_image_files
+from tfxfer.data.image_folder import IMAGE_EXTENSIONS, class_folders, image_files_under, load_image_files
 from tfxfer.data.tables import TABLE_SUFFIXES, TEXT_LINES, object_array, read_table
 from tfxfer.data.text_folder import read_text_folder, text_class_folders
 from tfxfer.files import write_atomically
@@ -69,7 +69,12 @@ def _read_one(kind, item, options):
 
 
 def _images(path):
-    """The images at `path` (a file, or every image under a folder), unlabelled."""
+    """The images at `path`: a file, a folder of class folders (labelled by
+    them, as `fit` reads it), or every image under a folder (unlabelled)."""
+    classes = class_folders(path) if os.path.isdir(path) else []
+    if classes and not any(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(path)):
+        files = [(f, name) for name in classes for f in image_files_under(os.path.join(path, name))]
+        return Examples([f for f, _ in files], [name for _, name in files], path, [f for f, _ in files])
     if os.path.isdir(path):
         files = image_files_under(path)
         if not files:

@@ -15,10 +15,12 @@ def as_text_array(texts):
 
 
 def as_model_inputs(x):
-    """Texts (a list of str, or a numpy str array) as an object array; anything
+    """Texts (a list of str, a numpy str array, a pandas Series) as an object array; anything
     else (image arrays, object arrays, tensors, datasets) unchanged."""
     if isinstance(x, np.ndarray) and x.dtype.kind in "USO":  # object arrays: each checked to be a string
         return as_text_array(x)
     if isinstance(x, list | tuple) and len(x) and isinstance(x[0], str | bytes):
         return as_text_array(x)  # not np.asarray: a str array pads every text to the longest
+    if hasattr(x, "to_numpy") and getattr(x, "ndim", 0) == 1:  # a pandas Series of texts
+        return as_text_array(x.to_numpy(dtype=object))
     return x

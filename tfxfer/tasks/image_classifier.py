@@ -50,6 +50,7 @@ class ImageClassifier(Task):
         input_shape=None,
         l2_sp=None,
         head_l2=None,
+        *,
         class_names=None,
         multi_label=False,
         thresholds=None,

@@ -54,6 +54,7 @@ class TextClassifier(Task):
         feature_scaling=True,
         sequence_head="conv",
         rnn_units=64,
+        *,
         class_names=None,
         multi_label=False,
         thresholds=None,

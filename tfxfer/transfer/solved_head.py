@@ -155,7 +155,7 @@ def is_small(val_y, units):
 
 
 def fit_linear_head(
-    head, dense, features, labels, weights, val_features, val_y, seed, refit=False, c="auto", class_weight=None
+    head, dense, features, labels, weights, val_features, val_y, seed, *, refit=False, c="auto", class_weight=None
 ):
     """Sets `dense` to the solved head of `labels` on `features` (see the
     module), its scores scaled into logits by the temperature with the best
@@ -279,7 +279,7 @@ def binary_log_loss(logits, y):
     return float(np.mean(np.logaddexp(0, logits) - np.asarray(y) * logits))  # log(1 + e^z) - y z
 
 
-def fit_multi_label_head(head, dense, features, y, weights, val_features, val_y, seed, refit=False, c="auto"):
+def fit_multi_label_head(head, dense, features, y, weights, val_features, val_y, seed, *, refit=False, c="auto"):
     """`fit_linear_head` for a multi-label head: a `LinearSVC` per class
     (`solve_columns`), C of best validation macro-F1, the scores scaled
     into logits by the temperature of least validation binary log-loss."""
