@@ -78,7 +78,8 @@ def news_row(folder):
     size = os.path.getsize(path)
     print(f"20 Newsgroups train split: {len(posts.data)} posts; as CSV {size / 2**20:.1f} MiB")
     print(f"{'load':28} {'examples':>9} {'seconds':>8} {'peak MiB':>9}")
-    for name, source, remove in (("archive (tar.gz)", NEWS, "headers,footers,quotes"), ("CSV (--data file.csv)", path, "")):
+    loads = (("archive (tar.gz)", NEWS, "headers,footers,quotes"), ("CSV (--data file.csv)", path, ""))
+    for name, source, remove in loads:
         count, seconds, peak = measure_load(source, remove)
         print(f"{name:28} {count:9d} {seconds:8.1f} {peak / 2**20:9.1f}")
     archive, archive_s = fit_accuracy("--source", "embedded", "--data", NEWS)
