@@ -405,7 +405,7 @@ def sources(rank_data, candidates, input_size, examples):
     if rank_data:
         names = [name for name in (candidates or "").split(",") if name] or recipes.rankable_image_presets()
         config = FitConfig(kind="image", source=names[0], data=rank_data, input_size=input_size)
-        rows = recipes.rank_image_sources(names, recipes.recipe_for(config).load(), input_size, examples)
+        rows = recipes.rank_image_sources(names, recipes.recipe_for(config), examples)
         click.echo(f"{'source':24} {'LogME':>8} {'H-score':>8} {'LEEP':>8} {'NCE':>8}   (higher is better)")
         for row in rows:
             scores = f"{row['logme']:8.4f} {row['h_score']:8.3f} {row['leep']:8.4f} {row['nce']:8.4f}"

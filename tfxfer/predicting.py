@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from tfxfer.data.examples import Examples
-from tfxfer.data.image_folder import IMAGE_EXTENSIONS, class_folders, image_files_under, load_image_files
+from tfxfer.data.image_folder import IMAGE_EXTENSIONS, class_folders, image_files_under
 from tfxfer.data.tables import TABLE_SUFFIXES, TEXT_LINES, object_array, read_table
 from tfxfer.data.text_folder import read_text_folder, text_class_folders
 from tfxfer.files import write_atomically
@@ -24,16 +24,13 @@ OUTPUT_SUFFIXES = (".csv", ".jsonl")
 CHUNK = 1024  # inputs per predict call: the progress bar's step
 
 
-def read_inputs(kind, inputs, read_table_options, image_size=None):
-    """`Examples` of every input of `inputs` (labels kept only if all have them)."""
+def read_inputs(kind, inputs, read_table_options):
+    """`Examples` of every input of `inputs` (labels kept only if all have
+    them); images as their paths, to be decoded at the model's size."""
     parts = [_read_one(kind, item, read_table_options) for item in inputs]
     labelled = all(part.labels is not None for part in parts)
     names = [name for part in parts for name in _input_names(part)]
-    values = [value for part in parts for value in part.inputs]
-    if kind == "image":
-        values = load_image_files(values, image_size)
-    else:
-        values = object_array(values)
+    values = object_array([value for part in parts for value in part.inputs])
     labels = [label for part in parts for label in part.labels] if labelled else None
     return Examples(values, labels, ", ".join(map(str, inputs)), names)
 

@@ -9,23 +9,14 @@ figures, plots, `.keras` file and export, all into a `RunFolder`.
 """
 
 import dataclasses
-import functools
 import os
 import time
 
 import keras
 import numpy as np
 
-from tfxfer.data.datasets import (
-    IMAGE_DATA,
-    TEXT_DATA,
-    image_examples,
-    load_image_data,
-    load_text_data,
-    test_examples,
-    text_examples,
-)
-from tfxfer.data.image_folder import fit_images
+from tfxfer.data.datasets import IMAGE_DATA, TEXT_DATA, data_from, image_examples, test_examples, text_examples
+from tfxfer.data.image_folder import fit_images, load_image_files
 from tfxfer.data.pipelines import image_dataset
 from tfxfer.data.splits import stratified_split
 from tfxfer.distribute import set_precision
@@ -64,31 +55,29 @@ class Recipe:
         return self
 
     def load(self, data=None):
-        """`data` (by default the run's own, with its `--test-data`) as a `tfxfer.data.Data`."""
+        """`data` (by default the run's own, with its `--test-data`) as a
+        `tfxfer.data.Data` (image files as paths: `model_inputs` decodes
+        them at the size the model takes)."""
         config = self.config
         test_data = config.test_data if data is None else None
-        return self.loader(config)[0](data or config.data, test_data=test_data, **self.reading(config))
+        return data_from(self.read, data or config.data, test_data, config.seed, config.multi_label)
 
     def inputs(self, data):
         """All the inputs of `data` (its training split where it has one), labelled or not."""
-        read = self.loader(self.config)[1]
-        return read(data, **self.reading(self.config))[0].inputs
+        return self.read(data)[0].inputs
 
     def test_examples(self, data):
         """The `Examples` `evaluate` and `predict` take from `data`: its test
         split where it has one, else all of it (labelled or not)."""
-        read = self.loader(self.config)[1]
-        return test_examples(lambda source: read(source, **self.reading(self.config)), data)
+        return test_examples(self.read, data)
 
-    @staticmethod
-    def loader(config):
-        """`(load_*_data, *_examples)` of this kind, partly applied to `config`'s settings."""
+    def read(self, data):
+        """`(train, test or None)` `Examples` of `data`, as the run reads it."""
         raise NotImplementedError
 
-    @staticmethod
-    def reading(config):
-        """The options both loaders take."""
-        return {"label_column": config.label_column, "multi_label": config.multi_label}
+    def reading(self):
+        """The settings both kinds read their data with."""
+        return {"label_column": self.config.label_column, "multi_label": self.config.multi_label}
 
     def labels(self, data):
         """The task model's label arguments for `data`."""
@@ -103,7 +92,7 @@ class Recipe:
         return None
 
     def model_inputs(self, model, x):
-        """`x` in the form `model` takes (images: its channel count)."""
+        """`x` in the form `model` takes (images: its channels and size)."""
         return x
 
     def for_model(self, model, data):
@@ -122,12 +111,8 @@ class ImageRecipe(Recipe):
         augment = self.config.data != "digits" if self.config.augment is None else self.config.augment
         return ImageRecipe(dataclasses.replace(self.config, augment=augment))
 
-    @staticmethod
-    def loader(config):
-        size = (config.input_size, config.input_size)
-        options = {"image_size": size, "image_column": config.image_column}
-        load = functools.partial(load_image_data, seed=config.seed, **options)
-        return load, functools.partial(image_examples, **options)
+    def read(self, data):
+        return image_examples(data, image_column=self.config.image_column, decode=False, **self.reading())
 
     def build(self, data, unlabelled=None):
         config = self.config
@@ -140,8 +125,14 @@ class ImageRecipe(Recipe):
         )
 
     def model_inputs(self, model, x):
-        # Image files decode as RGB at --input-size: a grey source gets grey
-        # images, a source of one fixed size images of that size.
+        # Image files are decoded here, at the size the source takes (one
+        # resize from the file, as the export does from raw images), or at
+        # --input-size for a source that resizes itself; decoded images
+        # (CIFAR-10, digits) are fitted to the source's channels and size.
+        if x.dtype == object:
+            height, width = model.image_shape[:2] if len(model.image_shape) == 3 else (None, None)
+            size = self.config.input_size
+            x = load_image_files(list(x), (height or size, width or size))
         return fit_images(x, model.image_shape)
 
     def training_data(self, x, y):
@@ -165,12 +156,10 @@ class TextRecipe(Recipe):
             return self
         return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or "hybrid"))
 
-    @staticmethod
-    def loader(config):
+    def read(self, data):
+        config = self.config
         options = {"remove": config.remove, "text_column": config.text_column, "encoding": config.encoding}
-        return functools.partial(load_text_data, seed=config.seed, **options), functools.partial(
-            text_examples, **options
-        )
+        return text_examples(data, **options, **self.reading())
 
     def build(self, data, unlabelled=None):
         config = self.config
@@ -236,10 +225,10 @@ def _unlabelled(recipe, data):
         pool = recipe.inputs(choice)
     except (ValueError, OSError) as error:
         raise type(error)(f"--unlabelled {choice}: {error}") from error
-    if getattr(pool, "ndim", 1) > 1 and pool.shape[1:] != data.x_train.shape[1:]:
+    if pool.dtype != object and pool.ndim != 4:  # image files, or images of any size: fitted to the source
         raise ValueError(
-            f"--unlabelled {choice} holds inputs of shape {pool.shape[1:]}, the training data "
-            f"{data.x_train.shape[1:]}: pass unlabelled data of the same kind (same image size and channels)."
+            f"--unlabelled {choice} holds arrays of shape {pool.shape[1:]}, not images (height, width, channels): "
+            "pass image files, a folder of them, or an array of images."
         )
     return pool
 
@@ -418,6 +407,7 @@ def predict_run(run_dir, inputs, top_k=1, output=None, safe_mode=True, progress=
     `inputs` (see `tfxfer.predicting.read_inputs`), written to `output` (a
     .csv or .jsonl file; by default CSV on standard output). Returns
     `(rows, accuracy)`; the accuracy is None unless every input has a label."""
+    check_output(output)
     recipe, model, _, _ = load_run(run_dir, safe_mode)
     config = recipe.config
     options = {
@@ -426,8 +416,7 @@ def predict_run(run_dir, inputs, top_k=1, output=None, safe_mode=True, progress=
         "encoding": config.encoding,
         "multi_label": config.multi_label,
     }
-    check_output(output)
-    examples = read_inputs(config.kind, inputs, options, (config.input_size, config.input_size))
+    examples = read_inputs(config.kind, inputs, options)
     examples.inputs = recipe.model_inputs(model, examples.inputs)
     rows, accuracy = predict_examples(model, examples, top_k, config.batch_size, progress and not config.quiet)
     write_predictions(rows, output)
@@ -440,19 +429,18 @@ def export_run(run_dir, out, safe_mode=True):
     return export_model(model, out)
 
 
-def rank_image_sources(names, data, input_size=None, examples=1000, seed=0):
-    """`rank_sources` of the image sources `names` on `data`'s training
-    images (a stratified `examples` of them): the rows, best LogME first."""
+def rank_image_sources(names, recipe, examples=1000, seed=0):
+    """`rank_sources` of the image sources `names` on `recipe`'s training
+    images (a stratified `examples` of them, each source given them at its
+    size and channels): the rows, best LogME first."""
+    data = recipe.load()
     x, y = data.x_train, data.y_train
     if len(y) > examples:
         _, (x, y) = stratified_split(x, y, examples / len(y), seed)
     features = {}
     for name in names:
-        model = ImageClassifier.from_preset(name, len(data.class_names), input_size=input_size)
-        grey_to_colour = model.inputs[0].shape[-1] == 3 and x.shape[-1] == 1
-        features[name] = np.asarray(
-            source_features(model, np.repeat(x, 3, -1) if grey_to_colour else x, y, progress=False)
-        )
+        model = ImageClassifier.from_preset(name, len(data.class_names), input_size=recipe.config.input_size)
+        features[name] = np.asarray(source_features(model, recipe.model_inputs(model, x), y, progress=False))
     return rank_sources(features, x, y, seed=seed)
 
 

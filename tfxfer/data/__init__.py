@@ -1,7 +1,8 @@
 """Datasets in the formats users have, and tf.data pipelines.
 
-By name or path: `load_image_data`, `load_text_data` (a `Data` with train
-and test splits). Format by format: `load_cifar10`, `load_image_folder`,
+By name, path, DataFrame or lists: `load_image_data`, `load_text_data` (a
+`Data` with train and test splits; tables, JSON Lines and class folders
+as `tfxfer fit` reads them). Format by format: `load_cifar10`, `load_image_folder`,
 `load_20newsgroups`, `load_mini_newsgroup`, `digit_images`. Splits:
 `stratified_split`, `few_label_split`; texts as Keras feeds them: `as_text_array`.
 For training: `image_dataset` (shuffled, augmented, prefetched batches).

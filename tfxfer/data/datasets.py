@@ -93,9 +93,10 @@ def assemble(train, test=None, seed=0, multi_label=False):
     return Data(train.inputs, y_train, test.inputs, y_test, class_names)
 
 
-def _data(read, data, test_data, seed, multi_label):
-    """`assemble` of what `read` finds in `data` and `test_data` (all of
-    it, or its test split where it has one)."""
+def data_from(read, data, test_data=None, seed=0, multi_label=False):
+    """`assemble` of what `read` (a source -> `(train, test or None)`
+    `Examples`) finds in `data` and `test_data` (all of it, or its test
+    split where it has one)."""
     train, test = read(data)
     if test_data is not None:
         held_train, held_test = read(test_data)
@@ -122,32 +123,37 @@ def _checked_path(data, named, what):
     return path
 
 
-def image_examples(data, image_size=(32, 32), image_column=None, label_column=None, multi_label=False):
-    """`(train, test or None)` `Examples` of images, see `load_image_data`."""
+def image_examples(data, image_size=(32, 32), image_column=None, label_column=None, multi_label=False, decode=True):
+    """`(train, test or None)` `Examples` of images, see `load_image_data`.
+    Files (tables of paths, class folders) are decoded at `image_size`, or
+    with `decode=False` kept as paths, to be decoded at the size a model
+    takes (`load_image_files`)."""
     from tfxfer.data.cifar10 import CLASSES, load_cifar10
-    from tfxfer.data.image_folder import class_folders, load_image_files, load_image_folder
+    from tfxfer.data.image_folder import class_folders, image_folder_files, load_image_files
+
+    def decoded(examples):
+        if decode:
+            examples.inputs = load_image_files(list(examples.inputs), image_size)
+        return examples
 
     if is_table(data):
-        examples = read_table(data, "image", image_column, label_column, multi_label=multi_label)
-        examples.inputs = load_image_files(list(examples.inputs), image_size)
-        return examples, None
+        return decoded(read_table(data, "image", image_column, label_column, multi_label=multi_label)), None
     if data == "digits":
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        return _from_arrays(
-            digits.images.astype("uint8")[..., None], digits.target, [str(d) for d in range(10)], "digits"
-        ), None
+        images = digits.images.astype("uint8")[..., None]
+        return _from_arrays(images, digits.target, [str(d) for d in range(10)], "digits"), None
     path = None if data == "cifar10" else _checked_path(data, IMAGE_DATA, "image")
     train_folder = os.path.join(path, "train") if path and os.path.isdir(os.path.join(path, "train")) else path
     if train_folder and os.path.isdir(train_folder) and class_folders(train_folder):
-        x, y, names = load_image_folder(train_folder, image_size)
-        train = _from_arrays(x, y, names, f"'{train_folder}'")
+        paths, y, names = image_folder_files(train_folder)
+        train = decoded(_from_arrays(paths, y, names, f"'{train_folder}'"))
         test_folder = os.path.join(path, "test")
         if not os.path.isdir(test_folder):
             return train, None
-        x, y, _ = load_image_folder(test_folder, image_size, class_names=names)
-        return train, _from_arrays(x, y, names, f"'{test_folder}'")
+        paths, y, _ = image_folder_files(test_folder, class_names=names)
+        return train, decoded(_from_arrays(paths, y, names, f"'{test_folder}'"))
     (x_train, y_train), test = load_cifar10(path)
     origin = path or "cifar10"
     train = _from_arrays(x_train, y_train, list(CLASSES), origin)
@@ -171,7 +177,7 @@ def load_image_data(
     def read(source):
         return image_examples(source, image_size, image_column, label_column, multi_label)
 
-    return _data(read, data, test_data, seed, multi_label)
+    return data_from(read, data, test_data, seed, multi_label)
 
 
 def text_examples(data, remove=REMOVABLE, text_column=None, label_column=None, encoding="utf-8", multi_label=False):
@@ -232,7 +238,7 @@ def load_text_data(
     def read(source):
         return text_examples(source, remove, text_column, label_column, encoding, multi_label)
 
-    return _data(read, data, test_data, seed, multi_label)
+    return data_from(read, data, test_data, seed, multi_label)
 
 
 def digit_images(classes):

@@ -49,28 +49,7 @@ def load_image_folder(root, image_size, class_names=None, batch_size=256):
     """
     import keras
 
-    root = os.fspath(root)
-    found = class_folders(root) if os.path.isdir(root) else []
-    if not found:
-        raise FileNotFoundError(
-            f"No class folders with images under '{root}': expected "
-            f"'{root}/<class name>/<image>' with {', '.join(IMAGE_EXTENSIONS)} files."
-        )
-    if class_names is None and (empty := sorted(set(_sub_folders(root)) - set(found))):
-        raise ValueError(
-            f"'{root}' has class folders without images: {empty}. Add images to them or remove them "
-            "(a class without examples cannot be learned)."
-        )
-    class_names = list(class_names or found)
-    missing, extra = sorted(set(class_names) - set(found)), sorted(set(found) - set(class_names))
-    if missing or extra:
-        raise ValueError(
-            f"'{root}' has class folders {found}; expected {class_names} "
-            f"(missing: {missing}, unexpected: {extra}). Rename or remove the folders."
-        )
-    for name in class_names:
-        for path in _image_files(os.path.join(root, name)):
-            _check_image_file(path)
+    class_names = image_folder_files(root, class_names)[2]
     dataset = keras.utils.image_dataset_from_directory(
         root,
         labels="inferred",
@@ -95,6 +74,38 @@ def load_image_folder(root, image_size, class_names=None, batch_size=256):
     # Decoded pixels are whole numbers in [0, 255]; resized ones are rounded.
     images = np.clip(np.rint(np.concatenate(images)), 0, 255).astype(np.uint8)
     return images, np.concatenate(labels), class_names
+
+
+def image_folder_files(root, class_names=None):
+    """`(paths, labels, class_names)` of a folder-per-class tree, checked as
+    `load_image_folder` checks it, nothing decoded: labels are ids into
+    `class_names` (by default the sub-folders, sorted)."""
+    root = os.fspath(root)
+    found = class_folders(root) if os.path.isdir(root) else []
+    if not found:
+        raise FileNotFoundError(
+            f"No class folders with images under '{root}': expected "
+            f"'{root}/<class name>/<image>' with {', '.join(IMAGE_EXTENSIONS)} files."
+        )
+    if class_names is None and (empty := sorted(set(_sub_folders(root)) - set(found))):
+        raise ValueError(
+            f"'{root}' has class folders without images: {empty}. Add images to them or remove them "
+            "(a class without examples cannot be learned)."
+        )
+    class_names = list(class_names or found)
+    missing, extra = sorted(set(class_names) - set(found)), sorted(set(found) - set(class_names))
+    if missing or extra:
+        raise ValueError(
+            f"'{root}' has class folders {found}; expected {class_names} "
+            f"(missing: {missing}, unexpected: {extra}). Rename or remove the folders."
+        )
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        for path in _image_files(os.path.join(root, name)):
+            _check_image_file(path)
+            paths.append(path)
+            labels.append(label)
+    return paths, np.asarray(labels, "int64"), class_names
 
 
 def _check_image_file(path):
