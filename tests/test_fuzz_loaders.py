@@ -185,3 +185,50 @@ def test_image_folders_with_any_bytes_as_an_image(content, suffix, kept):
             assert images.shape == (3, 8, 8, 3) and images.dtype == np.uint8
         except ValueError as error:
             assert f"fuzzed{suffix}" in str(error), f"the message does not name the file: {error}"
+
+
+# Tables (CSV, TSV, JSON Lines): plausible headers and rows, with damage (quotes, bytes, short rows).
+_cell = st.one_of(st.text(max_size=8), st.sampled_from(['"', '""', "a,b", "\t", "é", "a|b", ""]))
+_row = st.lists(_cell, min_size=0, max_size=4)
+_table = st.builds(
+    lambda header, rows, tail: (
+        "\n".join([header, *(",".join(r) for r in rows)]).encode("utf-8", "surrogatepass") + tail
+    ),
+    st.sampled_from(["text,label", "label,text", "body", "", "text,label,extra", '"text",label']),
+    st.lists(_row, max_size=6),
+    st.sampled_from([b"", b"\xff\xfe", b"\n\xe9", b'\n"unclosed']),
+)
+
+
+@FUZZ
+@given(_table, st.sampled_from([".csv", ".tsv", ".jsonl"]), st.booleans())
+def test_tables(content, suffix, multi_label):
+    from tfxfer.data.tables import read_table
+
+    def read(path):
+        try:
+            read_table(path, "text", multi_label=multi_label).encoded()
+        except FileNotFoundError:  # no file is named missing here: none is
+            raise AssertionError("a table's own path was called missing") from None
+
+    _only_value_errors(read, _write(suffix, content))
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["text", "label", "x"]),
+            st.one_of(st.text(max_size=5), st.integers(), st.none(), st.lists(st.text(max_size=3), max_size=3)),
+            max_size=3,
+        ),
+        max_size=5,
+    )
+)
+def test_json_lines_of_any_fields(rows):
+    import json
+
+    from tfxfer.data.tables import read_table
+
+    content = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    _only_value_errors(lambda path: read_table(path, "text", multi_label=True).encoded(), _write(".jsonl", content))

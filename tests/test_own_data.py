@@ -5,6 +5,7 @@ imbalanced classes."""
 import json
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -176,10 +177,9 @@ def test_a_reloaded_model_names_its_predictions_without_the_run_folder(tmp_path)
     texts = np.array([text for text, _ in ticket_rows(60)], dtype=object)
     labels = [label for _, label in ticket_rows(60)]
     data = load_text_data((list(texts), labels))
-    model = tfxfer.TextClassifier.from_preset(
-        "embedded", 3, texts=data.x_train, class_names=data.class_names, encoder="vectors"
-    )
-    tfxfer.fit_head(model, data.x_train, data.y_train, epochs=30, progress=False, verbose=0)
+    model = tfxfer.TextClassifier.from_preset("embedded", 3, texts=data.x_train, class_names=data.class_names)
+    (x_train, y_train), validation = data.held_out(0.2)
+    tfxfer.fit_head(model, x_train, y_train, validation_data=validation, solver="auto", progress=False, verbose=0)
     model.save(tmp_path / "m.keras")
     reloaded = tfxfer.load_model(tmp_path / "m.keras")
     assert reloaded.class_names == ["account", "billing", "bug"]
@@ -195,27 +195,39 @@ def _digit_sets(digit):
 
 
 def test_per_class_thresholds_beat_a_fixed_half_on_a_known_multi_label_task():
-    """A head trained by gradient steps (`fit_head`'s default) on 200 digits
-    is not calibrated per class; thresholds chosen on 300 validation digits
-    raise the macro-F1 on the other 1,297 (0.760 -> 0.803 here; on seeds
-    1 and 2 of the draw: 0.820 -> 0.827, 0.789 -> 0.805). The solved head
-    (`solver="auto"`, the CLI's) is calibrated already: within 0.006."""
+    """Digits tagged 3-or-8, 5, 9 and small, each tag missing on 40% of the
+    digits that have it (tags applied unevenly, as users' tags are): the
+    best F1 is then well below 1 and, for a calibrated head, the best
+    threshold below 0.5 (at about half the best F1). The solved head (the
+    CLI's default; 300 training, 400 validation, 1,097 test digits): macro-F1
+    0.416 at 0.5 against 0.557 at the thresholds chosen on validation (seeds
+    1-3: 0.312 -> 0.564, 0.392 -> 0.546, 0.479 -> 0.591; a gradient-trained
+    head gains 0.015-0.076). With complete tags both are at 0.92-0.94."""
     from sklearn.datasets import load_digits
     from sklearn.metrics import f1_score
 
+    keras.utils.set_random_seed(0)
     digits = load_digits()
-    images, names = digits.images.astype("uint8")[..., None], ["even", "prime", "seven", "small"]
-    y = np.array([[name in _digit_sets(d) for name in names] for d in digits.target], "float32")
+    images, names, t = (
+        digits.images.astype("uint8")[..., None],
+        ["three_or_eight", "five", "nine", "small"],
+        digits.target,
+    )
+    truth = np.stack([np.isin(t, [3, 8]), t == 5, t == 9, t < 5], 1)
+    y = (truth & ~(np.random.default_rng(123).random(truth.shape) < 0.4)).astype("float32")
     order = np.random.default_rng(0).permutation(len(y))
-    train, validation, test = order[:200], order[200:500], order[500:]
+    train, validation, test = order[:300], order[300:700], order[700:]
     model = tfxfer.ImageClassifier.from_preset("digits04_cnn", 4, class_names=names, multi_label=True)
     validation_data = (images[validation], y[validation])
-    tfxfer.fit_head(model, images[train], y[train], validation_data=validation_data, progress=False, verbose=0)
+    tfxfer.fit_head(
+        model, images[train], y[train], validation_data=validation_data, solver="auto", progress=False, verbose=0
+    )
     probabilities = model.probabilities(images[test])
     fixed = f1_score(y[test], probabilities >= 0.5, average="macro")
     thresholds = model.choose_thresholds(*validation_data)
     chosen = f1_score(y[test], probabilities >= np.array(thresholds), average="macro")
-    assert chosen > fixed + 0.01, (chosen, fixed, thresholds)
+    assert chosen > fixed + 0.05, (chosen, fixed, thresholds)
+    assert all(threshold < 0.5 for threshold in thresholds), thresholds
     assert model.predict_labels(images[test[:1]])[0]["labels"] == [
         n for n, p, t in zip(names, probabilities[0], thresholds) if p >= t
     ]
@@ -305,3 +317,21 @@ def test_predict_names_image_files_and_folders_and_matches_evaluate(tmp_path):
     assert f"accuracy {100 * accuracy:.2f}% on 30 labelled inputs" in labelled.output
     refused = _cli("predict", run, table.with_suffix(".xml"))
     assert refused.exit_code == 1 and "No input" in refused.output
+
+
+def test_a_leaked_test_set_is_named_and_loose_images_ask_for_class_folders(tmp_path, tickets):
+    train, test = tickets
+    leaked = write_tickets(tmp_path / "leaked.csv", ticket_rows(90)[:12] + ticket_rows(30, 1)[12:])  # 12 seen posts
+    run = tmp_path / "run"
+    result = _cli(*FIT_TICKETS, "--data", train, "--test-data", leaked, "--run-dir", run, "--no-export")
+    assert result.exit_code == 0, result.output
+    assert "12 of the 30 test examples are also in the training data (same content)" in result.output
+    clean = _cli(*FIT_TICKETS, "--data", train, "--test-data", test, "--run-dir", tmp_path / "clean", "--no-export")
+    assert "also in the training data" not in clean.output
+
+    table = write_digit_pngs(tmp_path / "photos", per_class=2)
+    table.unlink()
+    loose = _cli("fit", "image", *DIGITS_SOURCE, "--data", tmp_path / "photos" / "images", "--run-dir", tmp_path / "r")
+    assert loose.exit_code == 1, loose.output
+    assert "holds 6 images but no class folders: put each class's images in a folder named after it" in loose.output
+    assert not (tmp_path / "r").exists()

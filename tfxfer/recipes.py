@@ -18,7 +18,7 @@ import numpy as np
 from tfxfer.data.datasets import IMAGE_DATA, TEXT_DATA, data_from, image_examples, test_examples, text_examples
 from tfxfer.data.image_folder import fit_images, load_image_files
 from tfxfer.data.pipelines import image_dataset
-from tfxfer.data.splits import stratified_split
+from tfxfer.data.splits import shared_examples, stratified_split
 from tfxfer.distribute import set_precision
 from tfxfer.distribute import strategy as resolve_strategy
 from tfxfer.evaluation import evaluate_model, load_model, test_figures
@@ -38,6 +38,8 @@ from tfxfer.tasks.labels import ClassLabels
 from tfxfer.transfer import fine_tune, fit_head, self_train
 from tfxfer.transfer.contract import contract
 from tfxfer.transfer.feature_cache import source_features
+
+LEAK_SHARE = 0.01  # test examples also in the training data, above which a fit warns (20 Newsgroups: 0.5 %)
 
 
 class Recipe:
@@ -242,6 +244,12 @@ def _train(recipe, run, data, unlabelled):
         model = recipe.build(data, unlabelled)
     data = recipe.for_model(model, data)
     unlabelled = None if unlabelled is None else recipe.model_inputs(model, unlabelled)
+    leaked = shared_examples(data.x_train, data.x_test)
+    if leaked and len(leaked) >= LEAK_SHARE * len(data.x_test):  # a few cross-posts are the data's; a share is a leak
+        logger.warning(
+            f"{len(leaked)} of the {len(data.x_test)} test examples are also in the training data (same content): "
+            "the test figures count them as seen. Remove them from one of the two (--data, --test-data)."
+        )
     extra = "" if unlabelled is None else f", {len(unlabelled)} unlabelled"
     logger.info(
         f"{config.kind}: {len(data.x_train)} training, {len(data.x_test)} test examples{extra}, "

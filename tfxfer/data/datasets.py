@@ -129,7 +129,7 @@ def image_examples(data, image_size=(32, 32), image_column=None, label_column=No
     with `decode=False` kept as paths, to be decoded at the size a model
     takes (`load_image_files`)."""
     from tfxfer.data.cifar10 import CLASSES, load_cifar10
-    from tfxfer.data.image_folder import class_folders, image_folder_files, load_image_files
+    from tfxfer.data.image_folder import class_folders, image_files_under, image_folder_files, load_image_files
 
     def decoded(examples):
         if decode:
@@ -154,6 +154,11 @@ def image_examples(data, image_size=(32, 32), image_column=None, label_column=No
             return train, None
         paths, y, _ = image_folder_files(test_folder, class_names=names)
         return train, decoded(_from_arrays(paths, y, names, f"'{test_folder}'"))
+    if path and os.path.isdir(path) and (loose := image_files_under(path)):
+        raise ValueError(
+            f"'{path}' holds {len(loose)} images but no class folders: put each class's images "
+            f"in a folder named after it ('{path}/<class name>/<image>'), or pass a CSV of path,label."
+        )
     (x_train, y_train), test = load_cifar10(path)
     origin = path or "cifar10"
     train = _from_arrays(x_train, y_train, list(CLASSES), origin)

@@ -43,3 +43,20 @@ def few_label_split(labels, per_class, seed=0):
         picked.append(rng.choice(members, min(per_class, len(members)), replace=False))
     labelled = rng.permutation(np.concatenate(picked))
     return labelled, np.setdiff1d(np.arange(len(labels)), labelled)
+
+
+def shared_examples(x_train, x_test):
+    """Indices of the test examples whose content (text, or image bytes) is
+    also in the training split: a leaked test set inflates its accuracy.
+    Blank texts (a post that stripping emptied) carry no content: left out."""
+    import hashlib
+
+    def digest(example):
+        data = example.encode("utf-8", "surrogatepass") if isinstance(example, str) else np.ascontiguousarray(example)
+        return hashlib.blake2b(data, digest_size=16).digest()
+
+    def blank(example):
+        return isinstance(example, str) and not example.strip()
+
+    seen = {digest(example) for example in x_train if not blank(example)}
+    return [i for i, example in enumerate(x_test) if not blank(example) and digest(example) in seen]
