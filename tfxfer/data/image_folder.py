@@ -1,7 +1,9 @@
 """Images stored as one folder per class, read into arrays.
 
 `root/<class name>/*.png|jpg|...`, the layout of
-`keras.utils.image_dataset_from_directory`, which does the decoding here.
+`keras.utils.image_dataset_from_directory`; image files, from a folder or a
+table of paths, are decoded in one way (`load_image_files`: TensorFlow's
+`decode_image` and bilinear resize, as Keras does).
 """
 
 import os
@@ -47,33 +49,8 @@ def load_image_folder(root, image_size, class_names=None, batch_size=256):
         uint8 images `(n, height, width, 3)`, int labels `(n,)` in file
         order within each class, and the class names.
     """
-    import keras
-
-    class_names = image_folder_files(root, class_names)[2]
-    dataset = keras.utils.image_dataset_from_directory(
-        root,
-        labels="inferred",
-        label_mode="int",
-        class_names=class_names,
-        color_mode="rgb",
-        image_size=tuple(image_size),
-        batch_size=batch_size,
-        shuffle=False,
-        verbose=False,
-    )
-    import tensorflow as tf
-
-    try:
-        images, labels = zip(*((x.numpy(), y.numpy()) for x, y in dataset))
-    except tf.errors.InvalidArgumentError as error:  # a file with an image extension that is no image
-        bad = _undecodable(root, class_names)
-        raise ValueError(
-            f"Cannot decode {len(bad)} file(s) under '{root}' as images: {bad[:5]}. Delete or convert them "
-            f"(files without {', '.join(IMAGE_EXTENSIONS)} extensions are skipped already)."
-        ) from error
-    # Decoded pixels are whole numbers in [0, 255]; resized ones are rounded.
-    images = np.clip(np.rint(np.concatenate(images)), 0, 255).astype(np.uint8)
-    return images, np.concatenate(labels), class_names
+    paths, labels, class_names = image_folder_files(root, class_names)
+    return load_image_files(paths, image_size, batch_size), labels, class_names
 
 
 def image_folder_files(root, class_names=None):
@@ -129,11 +106,6 @@ def _check_image_file(path):
     IMAGE_PIXELS.check(width * height, path, f"an image of {width} x {height}")
 
 
-def _undecodable(root, class_names):
-    """The image-named files under `root/<class>/` that TensorFlow cannot decode."""
-    return [path for name in class_names for path in _image_files(os.path.join(root, name)) if not _decodes(path)]
-
-
 def image_files_under(folder):
     """The image files under `folder` (any depth), sorted."""
     return sorted(_image_files(folder))
@@ -160,10 +132,10 @@ def load_image_files(paths, image_size, batch_size=256):
         try:
             batch = next(iterator).numpy()
         except tf.errors.InvalidArgumentError as error:
-            bad = [path for path in paths[done : done + batch_size] if not _decodes(path)]
+            bad = [path for path in paths[done:] if not _decodes(path)] or paths[done : done + batch_size]
             raise ValueError(
-                f"Cannot decode {bad[:5] or paths[done : done + batch_size][:5]} as images: delete or convert them, "
-                f"or remove them from the list ({', '.join(IMAGE_EXTENSIONS)})."
+                f"Cannot decode {len(bad)} file(s) as images: {bad[:5]}. Delete or convert them (files without "
+                f"{', '.join(IMAGE_EXTENSIONS)} extensions are skipped already), or remove them from the table."
             ) from error
         batches.append(np.clip(np.rint(batch), 0, 255).astype(np.uint8))
         done += len(batch)
