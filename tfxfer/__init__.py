@@ -6,13 +6,15 @@ word vectors) become Keras 3 layers (`HubFeatures`, `KerasHubFeatures`,
 task models (`ImageClassifier`, `TextClassifier`, `MultiTaskClassifier`,
 all a `Task`) put a head, or one per task, on them;
 `fit_head`, `fit_stage` and `fine_tune` train them, `self_train` with
-unlabelled data too; `export` writes a SavedModel that serves raw inputs,
+unlabelled data too; `export` writes a SavedModel that serves raw inputs
+(or a LiteRT or ONNX file, verified with its own runtime),
 `load_model` reads a saved `.keras` file back. `presets()` lists the named
 sources, `rank_sources` scores candidates on your data before any training.
 A user's own Keras models are reused with `transfer_weights` and
 `clone_structure`.
 
 Documented subpackages: `tfxfer.data` (datasets, splits, pipelines),
+`tfxfer.deploy` (LiteRT and ONNX files and their runtimes),
 `tfxfer.methods` (methods of the literature), `tfxfer.transfer`
 (fine-tuning primitives, per-group optimizers), `tfxfer.distribute`
 (strategies, precision), `tfxfer.sources` (the source layers),
@@ -50,12 +52,12 @@ _PUBLIC = {
     "self_train": "tfxfer.transfer",
     "transfer_weights": "tfxfer.transfer",
     "rank_sources": "tfxfer.methods",
-    "export": "tfxfer.exporting",
+    "export": "tfxfer.deploy",
     "export_hub_module": "tfxfer.exporting",
     "evaluate_model": "tfxfer.evaluation",
     "load_model": "tfxfer.evaluation",
 }
-_SUBPACKAGES = ("data", "distribute", "log", "methods", "plots", "sources", "transfer")
+_SUBPACKAGES = ("data", "deploy", "distribute", "log", "methods", "plots", "sources", "transfer")
 
 __all__ = sorted([*_PUBLIC, *_SUBPACKAGES])
 

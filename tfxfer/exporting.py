@@ -36,7 +36,7 @@ class _ReusableSavedModel(SavedModelRoot):
         self.__call__ = call
 
 
-def _write_verified(path, write, verify, strategy):
+def write_verified(path, write, verify, strategy):
     """Writes with `write(folder)` into a staging folder beside `path`, runs
     `verify(folder)`, and only then renames it to `path`: a failed or
     interrupted export never leaves a model that looks complete. In a
@@ -108,7 +108,7 @@ def export_hub_module(model, path, input_shape, input_dtype="float32", atol=1e-5
         got = reloaded(tf.constant(sample), training=False).numpy()
         _check_close(np.asarray(model(sample, training=False)), got, folder, atol)
 
-    return _write_verified(path, write, verify, model.distribute_strategy)
+    return write_verified(path, write, verify, model.distribute_strategy)
 
 
 def _check_sizes(model):
@@ -135,7 +135,7 @@ def _sample_texts(model):
     return np.array(texts, dtype=object)
 
 
-def _serving_inputs(model):
+def serving_inputs(model):
     """The serving input spec and the batches the export is checked on.
 
     Images: uint8 of any size (two sizes checked when the model resizes);
@@ -162,9 +162,13 @@ def serving_outputs(model, inputs):
     and `top_probabilities` of the best classes (at most `TOP_K`), and for a
     multi-label model `predicted` (each class at its threshold); a dict of
     probabilities per task for a `MultiTaskClassifier`."""
+    return named_outputs(model, model(inputs, training=False))
+
+
+def named_outputs(model, logits):
+    """`serving_outputs` of `model`'s `logits`."""
     import keras
 
-    logits = model(inputs, training=False)
     labels = getattr(model, "class_labels", None)
     if labels is None or isinstance(logits, dict):
         return keras.tree.map_structure(tf.nn.softmax, logits)
@@ -179,6 +183,16 @@ def serving_outputs(model, inputs):
     if labels.multi_label:
         outputs["predicted"] = probabilities >= tf.constant(labels.threshold_array())
     return outputs
+
+
+def write_endpoint(model, folder, serve, spec):
+    """A SavedModel in `folder` whose `serve` endpoint is `serve(inputs)` on `spec`."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serve, input_signature=[spec])
+    archive.write_out(folder, verbose=False)
 
 
 def write_labels(model, folder):
@@ -205,16 +219,13 @@ def export(model, path, atol=1e-5):
     """
     import keras
 
-    spec, samples = _serving_inputs(model)
+    spec, samples = serving_inputs(model)
 
     def serve(inputs):
         return serving_outputs(model, inputs)
 
     def write(folder):
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint("serve", serve, input_signature=[spec])
-        archive.write_out(folder, verbose=False)
+        write_endpoint(model, folder, serve, spec)
         write_labels(model, folder)
 
     def verify(folder):
@@ -225,4 +236,4 @@ def export(model, path, atol=1e-5):
             for want, got in zip(expected, served, strict=True):
                 _check_close(np.asarray(want), np.asarray(got), folder, atol)
 
-    return _write_verified(path, write, verify, model.distribute_strategy)
+    return write_verified(path, write, verify, model.distribute_strategy)

@@ -9,12 +9,14 @@ figures, plots, `.keras` file and export, all into a `RunFolder`.
 """
 
 import dataclasses
+import json
 import os
 import time
 
 import keras
 import numpy as np
 
+from tfxfer import deploy
 from tfxfer.data.datasets import IMAGE_DATA, TEXT_DATA, data_from, image_examples, test_examples, text_examples
 from tfxfer.data.image_folder import fit_images, load_image_files
 from tfxfer.data.pipelines import image_dataset
@@ -431,10 +433,42 @@ def predict_run(run_dir, inputs, top_k=1, output=None, safe_mode=True, progress=
     return rows, accuracy
 
 
-def export_run(run_dir, out, safe_mode=True):
-    """What `tfxfer export` runs: a finished run's model as a SavedModel at `out`."""
-    model = load_run(run_dir, safe_mode)[1]
-    return export_model(model, out)
+REPRESENTATIVE_EXAMPLES = 300
+
+
+def export_run(run_dir, out, format="saved_model", quantize="auto", safe_mode=True):
+    """What `tfxfer export` runs: a finished run's model at `out` as
+    `format` (see `tfxfer.deploy.export`). LiteRT and ONNX files are
+    verified on the run's test split; int8 is calibrated on a stratified,
+    seeded `REPRESENTATIVE_EXAMPLES` of its training split, whose indices
+    go to `RUN/representative.json`. Returns `(path, manifest or None)`."""
+    if os.path.exists(out):
+        raise FileExistsError(f"'{out}' already exists; remove it or choose another folder.")
+    recipe, model, run, _ = load_run(run_dir, safe_mode)
+    if format == "saved_model":
+        deploy.resolve_quantize(format, quantize, model, None)
+        return export_model(model, out), None
+    data = recipe.load()
+    representative = None
+    if format == "litert" and quantize in ("auto", *deploy.INT8) and recipe.config.kind == "image":
+        representative = _representative(recipe, model, data, run)
+    check = (recipe.model_inputs(model, data.x_test), data.y_test)
+    path = deploy.export(model, out, format, quantize, representative_data=representative, check_data=check)
+    with open(os.path.join(path, deploy.MANIFEST), encoding="utf-8") as file:
+        return path, json.load(file)
+
+
+def _representative(recipe, model, data, run):
+    """A stratified, seeded sample of the training split to calibrate int8 on, recorded in the run folder."""
+    indices = np.arange(len(data.y_train))
+    if len(indices) > REPRESENTATIVE_EXAMPLES:
+        indices = stratified_split(indices, data.y_train, REPRESENTATIVE_EXAMPLES / len(indices), recipe.config.seed)[
+            1
+        ][0]
+    indices = np.sort(indices)
+    record = {"split": "train", "seed": recipe.config.seed, "examples": len(indices), "indices": indices.tolist()}
+    write_json(run.file("representative.json"), record)
+    return recipe.model_inputs(model, data.x_train[indices])
 
 
 def rank_image_sources(names, recipe, examples=1000, seed=0):

@@ -43,6 +43,7 @@ OWN_FILES = (
     "plots",
     "export",
     "export.manifest.json",
+    "representative.json",
 )
 # Settings that do not change the result: a rerun may differ in them.
 NOT_IDENTITY = FitConfig.not_identity()

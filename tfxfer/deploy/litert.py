@@ -1,0 +1,206 @@
+"""LiteRT (formerly TFLite) files of a tfxfer model: float32, float16,
+dynamic-range and full-integer (int8) quantization; the class names and
+input details travel inside the file."""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.exporting import named_outputs
+
+FILE = "model.tflite"
+PIXEL_RANGE = (0.0, 255.0)
+# int8: a feature's scale in the head's standardisation is floored at this
+# share of the median scale, or one that hardly varies takes the whole int8 range.
+SCALE_FLOOR = 0.05
+# int8 (not int8-only): below this top-1 agreement with the float model on
+# the representative images, the layers quantization hurts most are kept in
+# float, one at a time, up to MAX_FLOAT_LAYERS, skipping any that would grow
+# the file by more than FLOAT_LAYER_GROWTH (a share of its size).
+INT8_AGREEMENT = 0.95
+MAX_FLOAT_LAYERS = 3
+FLOAT_LAYER_GROWTH = 0.02
+DEBUG_EXAMPLES = 50
+
+
+def convert(serving_folder, quantize):
+    """The LiteRT flatbuffer of `serving_folder`'s `serve` endpoint (the
+    SavedModel export) at `quantize` "none", "float16" or "dynamic"."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(serving_folder, signature_keys=["serve"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize in ("dynamic", "float16"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return _converted(converter)
+
+
+def int8_endpoint(model, image_shape):
+    """`(serve, spec)` for full-integer quantization: images of `image_shape`
+    whose float input is pinned to the pixel range (so the file takes raw
+    uint8 pixels, scale 1, zero point 0), and the head's feature
+    standardisation folded into its weights (see `SCALE_FLOOR`)."""
+    logits_of = _folded_logits(model)
+
+    def serve(images):
+        images = tf.quantization.fake_quant_with_min_max_args(images, *PIXEL_RANGE, num_bits=8)
+        return named_outputs(model, logits_of(images))
+
+    return serve, tf.TensorSpec((None, *image_shape), tf.float32, name="images")
+
+
+def convert_int8(serving_folder, representative, reference_ids, integer_only=False):
+    """`(flatbuffer, float layers)`: the int8 LiteRT file of
+    `int8_endpoint`'s SavedModel, calibrated on `representative` (raw
+    images, one at a time), uint8 in and out. `integer_only`: every op in
+    int8 (what integer-only hardware runs). Otherwise, where its top class
+    agrees with `reference_ids` (the Keras model's, on `representative`) on
+    less than `INT8_AGREEMENT`, the layers with the largest quantization
+    error (the TensorFlow quantization debugger's RMSE over scale) run in
+    float, named in the second item; such a file takes float32 pixels
+    (0-255), as the debugger's converter writes no uint8 input."""
+    samples = np.asarray(representative, dtype=np.float32)
+    flatbuffer = _converted(_int8_converter(serving_folder, samples, integer_only=True))
+    if integer_only or _agreement(flatbuffer, samples, reference_ids) >= INT8_AGREEMENT:
+        return flatbuffer, []
+    kept, best = [], (_agreement(flatbuffer, samples, reference_ids), flatbuffer, [])
+    for layer in _worst_layers(serving_folder, samples):
+        candidate = _with_float_layers(serving_folder, samples, [*kept, layer])
+        if len(candidate) > (1 + FLOAT_LAYER_GROWTH * (len(kept) + 1)) * len(flatbuffer):
+            continue  # a large layer: in float it would undo the point of int8
+        kept.append(layer)
+        agreement = _agreement(candidate, samples, reference_ids)
+        if agreement > best[0]:
+            best = (agreement, candidate, list(kept))
+        if agreement >= INT8_AGREEMENT or len(kept) == MAX_FLOAT_LAYERS:
+            break
+    return best[1], [_short_name(layer) for layer in best[2]]
+
+
+def _int8_converter(serving_folder, samples, integer_only, io_type=tf.uint8):
+    converter = tf.lite.TFLiteConverter.from_saved_model(serving_folder, signature_keys=["serve"])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([samples[i : i + 1]] for i in range(len(samples)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if not integer_only:
+        converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    return converter
+
+
+def _debugger(serving_folder, samples, converter, denylisted=()):
+    step = max(1, len(samples) // DEBUG_EXAMPLES)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(denylisted))
+    return tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=lambda: ([samples[i : i + 1]] for i in range(0, len(samples), step)),
+        debug_options=options,
+    )
+
+
+def _worst_layers(serving_folder, samples):
+    """The quantized layers' output tensors, largest error (RMSE / scale) first."""
+    debugger = _debugger(serving_folder, samples, _int8_converter(serving_folder, samples, False, tf.float32))
+    with _debugger_warnings():
+        debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = [row for row in csv.DictReader(io.StringIO(dump.getvalue())) if float(row["scale"] or 0) > 0]
+    rows.sort(key=lambda row: -(float(row["mean_squared_error"]) ** 0.5) / float(row["scale"]))
+    return [row["tensor_name"] for row in rows]
+
+
+def _with_float_layers(serving_folder, samples, layers):
+    converter = _int8_converter(serving_folder, samples, integer_only=False)
+    with _debugger_warnings():
+        return _debugger(serving_folder, samples, converter, layers).get_nondebug_quantized_model()
+
+
+@contextlib.contextmanager
+def _debugger_warnings():
+    """Silences TensorFlow's own debugger's use of its deprecated interpreter (tfxfer's runs use ai-edge-litert)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated", category=UserWarning)
+        yield
+
+
+def _agreement(flatbuffer, samples, reference_ids):
+    from tfxfer.deploy.runtimes import LiteRTRunner
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, FILE)
+        with open(path, "wb") as file:
+            file.write(flatbuffer)
+        runner = LiteRTRunner(path)
+        ids = np.concatenate([runner(samples[i : i + 32])["probabilities"] for i in range(0, len(samples), 32)])
+    return float(np.mean(ids.argmax(1) == reference_ids))
+
+
+def _short_name(tensor_name):
+    """The Keras layer of a converter tensor name ("model/backbone/block_2_depthwise_relu/Relu6;...")."""
+    parts = tensor_name.split(";")[0].split("/")
+    return parts[-2] if len(parts) > 1 else parts[0]
+
+
+def _folded_logits(model):
+    """`model`'s logits with its feature scaling folded into the linear head,
+    or `model` itself where it has no such pair."""
+    import keras
+
+    scaling, head = getattr(model, "feature_scaling", None), getattr(model, "head", None)
+    if not getattr(model, "feature_scaling_adapted", False) or not isinstance(head, keras.layers.Dense):
+        return lambda images: model(images, training=False)
+    features = keras.Model(model.inputs, scaling.input)
+    mean, variance = (
+        keras.ops.convert_to_numpy(v).astype(np.float64).ravel() for v in (scaling.mean, scaling.variance)
+    )
+    scale = np.maximum(np.sqrt(variance), keras.config.epsilon())
+    scale = np.maximum(scale, SCALE_FLOOR * np.median(scale))
+    weights, bias = (keras.ops.convert_to_numpy(w).astype(np.float64) for w in head.weights)
+    kernel = tf.constant((weights / scale[:, None]).astype(np.float32))
+    bias = tf.constant((bias - (mean / scale) @ weights).astype(np.float32))
+    return lambda images: tf.matmul(features(images, training=False), kernel) + bias
+
+
+def _converted(converter):
+    """`converter.convert()`, with ops LiteRT lacks named in one line."""
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter's own ConverterError
+        ops = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(error))))
+        if not ops:
+            raise
+        raise ValueError(
+            f"LiteRT has no kernels for {', '.join(ops)}, which this model computes in its graph "
+            "(a text model's vectorizer), and the ai-edge-litert interpreter runs no TensorFlow select ops: "
+            "export it with --format saved_model, which serves raw strings."
+        ) from None
+
+
+def with_metadata(flatbuffer, labels, metadata):
+    """`flatbuffer` with a zip appended holding `labels.txt` and
+    `metadata.json`, as TFLite Support packs associated files: the
+    interpreter ignores it, `read_metadata` and any zip reader find it."""
+    buffer = io.BytesIO()
+    buffer.write(flatbuffer)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("labels.txt", "".join(f"{name}\n" for name in labels))
+        archive.writestr("metadata.json", json.dumps(metadata, indent=2))
+    return buffer.getvalue()
+
+
+def read_metadata(path):
+    """`(labels, metadata)` packed inside a LiteRT file by `with_metadata`."""
+    with zipfile.ZipFile(path) as archive:
+        labels = archive.read("labels.txt").decode("utf-8").splitlines()
+        return labels, json.loads(archive.read("metadata.json"))
