@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = (
     "tfxfer",
     "tfxfer.data",
+    "tfxfer.deploy",
     "tfxfer.methods",
     "tfxfer.transfer",
     "tfxfer.distribute",

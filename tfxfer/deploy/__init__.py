@@ -12,11 +12,21 @@ import numpy as np
 
 from tfxfer.deploy import litert, onnx
 from tfxfer.deploy.runtimes import load_runner, require, runtime_version
-from tfxfer.errors import ExportRefusedError
+from tfxfer.errors import ExportRefusedError, MissingPackageError
 from tfxfer.exporting import export as export_saved_model
 from tfxfer.exporting import serving_inputs, serving_outputs, write_endpoint, write_labels, write_verified
 
-__all__ = ["FORMATS", "QUANTIZATIONS", "export", "read_metadata", "resolve_quantize", "serving_outputs"]
+__all__ = [
+    "FORMATS",
+    "QUANTIZATIONS",
+    "ExportRefusedError",
+    "MissingPackageError",
+    "export",
+    "load_runner",
+    "read_metadata",
+    "resolve_quantize",
+    "serving_outputs",
+]
 
 FORMATS = ("saved_model", "litert", "onnx")
 QUANTIZATIONS = {
@@ -65,7 +75,7 @@ def resolve_quantize(format, quantize, model, representative_data):
     return quantize
 
 
-def export(model, path, format="saved_model", quantize="auto", representative_data=None, check_data=None):
+def export(model, path, format="saved_model", quantize="auto", representative_data=None, check_data=None, atol=1e-5):
     """Exports a classifier to `path` (a folder) as `format`, verified.
 
     `"saved_model"` is `tfxfer.exporting.export` (serving raw images or
@@ -95,6 +105,8 @@ def export(model, path, format="saved_model", quantize="auto", representative_da
         representative_data: raw images to calibrate int8 on (a few hundred
             training images); the int8 file takes images of their size.
         check_data: held-back inputs, or `(inputs, labels)`, to verify on.
+        atol: the SavedModel's reload check tolerance (raise it for a mixed
+            precision model).
 
     Returns:
         `path`; None on a worker other than the chief, which writes nothing.
@@ -114,7 +126,7 @@ def export(model, path, format="saved_model", quantize="auto", representative_da
         raise FileExistsError(f"'{path}' already exists; remove it or choose another folder.")
     quantize = resolve_quantize(format, quantize, model, representative_data)
     if format == "saved_model":
-        return export_saved_model(model, path)
+        return export_saved_model(model, path, atol=atol)
     require(format)
     if not getattr(model, "class_names", None):
         raise ValueError(
