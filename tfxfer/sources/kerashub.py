@@ -6,15 +6,25 @@ config and weights beside its preprocessing: an image converter (resize,
 rescale) or a tokenizer and packer. This layer holds both, so a model on it
 takes raw images or raw strings, trains, saves to `.keras` and exports as
 any other tfxfer source; its output is one vector per input (pooled
-feature map, `pooled_output`, or the first token's vector).
+feature map, `pooled_output`, the first token's vector, or the tokens'
+mean or maximum where a sentence encoder declares it).
+
+A local Hugging Face or sentence-transformers folder of a BERT-family
+encoder is read the same way (`encoder_folders`): KerasHub converts it, and
+its declared pooling, normalisation and sequence length apply.
 """
 
 import collections
 import functools
+import json
 import os
 import re
 
 import keras
+import numpy as np
+
+from tfxfer.sources import encoder_folders
+from tfxfer.validation import check_choice
 
 PRESET_FILES = ("config.json", "metadata.json")
 HANDLE_SCHEMES = ("kaggle://", "hf://", "modelscope://")
@@ -30,9 +40,10 @@ def is_preset_folder(folder):
 
 
 def is_kerashub_handle(handle):
-    """A `kaggle://`, `hf://` handle, or a local folder in KerasHub's preset layout."""
+    """A `kaggle://`, `hf://` handle, or a local folder in KerasHub's preset
+    layout or in the Hugging Face layout (which KerasHub converts)."""
     handle = os.path.expanduser(os.fspath(handle))
-    return handle.startswith(HANDLE_SCHEMES) or is_preset_folder(handle)
+    return handle.startswith(HANDLE_SCHEMES) or is_preset_folder(handle) or encoder_folders.is_encoder_folder(handle)
 
 
 @functools.cache
@@ -81,6 +92,8 @@ def local_preset(preset, kind):
     preset = os.path.expanduser(os.fspath(preset))
     if is_preset_folder(preset):
         return preset
+    if encoder_folders.is_encoder_folder(preset):
+        return encoder_folders.preset_folder(preset)
     if not preset.startswith(HANDLE_SCHEMES) and is_kerashub_name(preset, kind):
         preset = known_presets(kind)[preset][1]
     cached = kaggle_cache_folder(preset)
@@ -112,6 +125,12 @@ def load_preset(preset):
 
 
 def _unavailable(preset, error):
+    if encoder_folders.is_encoder_folder(preset):
+        return ValueError(
+            f"KerasHub could not convert the Hugging Face folder '{preset}' ({type(error).__name__}: "
+            f"{str(error)[:200]}): it converts {', '.join(encoder_folders.ENCODER_TYPES)} text encoders saved with "
+            "their config.json, model.safetensors and tokenizer files."
+        )
     local = os.path.isdir(preset)
     if local:
         return FileNotFoundError(
@@ -130,6 +149,26 @@ def _unavailable(preset, error):
         f"Could not load the KerasHub preset '{preset}' ({type(error).__name__}: {str(error)[:200]}). Offline, "
         f"{where}, or pass the local preset folder as the source."
     )
+
+
+def _declared_text_options(preset, folder):
+    """`pooling`, `normalize` and `sequence_length` a text encoder's folder
+    declares: a Hugging Face / sentence-transformers folder (`preset`), or
+    a KerasHub preset folder holding a text embedder's `task.json`."""
+    preset = os.path.expanduser(os.fspath(preset))
+    if encoder_folders.is_encoder_folder(preset):
+        pooling, normalize = encoder_folders.declared_pooling(preset)
+        options = {"pooling": pooling or "mean", "normalize": normalize}
+        length = encoder_folders.declared_sequence_length(preset)
+        return {**options, "sequence_length": length} if length else options
+    task = os.path.join(folder, "task.json") if os.path.isdir(folder) else None
+    if task is None or not os.path.isfile(task):
+        return {}
+    with open(task, encoding="utf-8") as file:
+        config = json.load(file).get("config", {})
+    if "pooling_mode" not in config:
+        return {}
+    return {"pooling": config["pooling_mode"], "normalize": bool(config.get("normalize", False))}
 
 
 def _is_text(backbone):
@@ -151,6 +190,10 @@ class KerasHubFeatures(keras.layers.Layer):
         backbone: a `keras_hub.models.Backbone`.
         preprocessing: its `TextClassifierPreprocessor` or `ImageConverter`.
         trainable: fine-tune the backbone (False: a frozen feature extractor).
+        pooling: text only: None (`pooled_output`, else the first token),
+            or `"mean"` / `"max"` of the tokens the padding mask keeps, or
+            `"cls"` (the first token), as a sentence encoder declares it.
+        normalize: text only: divide each vector by its L2 norm.
 
     Build one with `KerasHubFeatures.from_preset(handle)`; the task models'
     `from_preset` accept KerasHub handles and folders too.
@@ -171,11 +214,16 @@ class KerasHubFeatures(keras.layers.Layer):
     (2, 2)
     """
 
-    def __init__(self, backbone, preprocessing, trainable=False, **kwargs):
+    def __init__(self, backbone, preprocessing, trainable=False, pooling=None, normalize=False, **kwargs):
         super().__init__(trainable=trainable, **kwargs)
+        if pooling is not None:
+            check_choice("pooling", pooling, encoder_folders.POOLINGS)
         self.backbone = backbone
         self.preprocessing = preprocessing
+        self.pooling, self.normalize = pooling, bool(normalize)
         self.is_text = _is_text(backbone)
+        if not self.is_text and (pooling is not None or normalize):
+            raise ValueError("pooling= and normalize= apply to text encoders; an image backbone is pooled by average.")
         self.module_input_shape = () if self.is_text else (None, None, 3)
         self.module_dtype = "string" if self.is_text else "float32"
 
@@ -186,8 +234,24 @@ class KerasHubFeatures(keras.layers.Layer):
         local preset folder. A `kaggle://` handle or a name is read from
         KaggleHub's cache folder when it is there, with no network.
         `sequence_length` (text) and `image_size` (images) override the
-        preset's."""
-        backbone, preprocessing = load_preset(local_preset(preset, kind=kind))
+        preset's. A Hugging Face or sentence-transformers folder brings its
+        declared pooling (mean where it declares none), normalisation and
+        sequence length (`max_seq_length`); a KerasHub text embedder preset
+        its `pooling_mode` and `normalize`."""
+        folder = local_preset(preset, kind=kind)
+        backbone, preprocessing = load_preset(folder)
+        declared = _declared_text_options(preset, folder) if _is_text(backbone) else {}
+        declared_length = declared.pop("sequence_length", None)
+        sequence_length = sequence_length or declared_length
+        kwargs = {**declared, **kwargs}
+        limit = getattr(backbone, "max_sequence_length", None)
+        if sequence_length is not None and limit and int(sequence_length) > limit:
+            raise ValueError(
+                f"sequence_length={sequence_length} is longer than the {limit} positions '{preset}' has: "
+                f"pass --sequence-length {limit} or less."
+            )
+        if sequence_length is None and limit and getattr(preprocessing, "sequence_length", 0) > limit:
+            sequence_length = limit  # the preprocessor's own default may exceed the encoder's positions
         if sequence_length is not None:
             preprocessing.sequence_length = int(sequence_length)
         if image_size is not None:
@@ -200,7 +264,10 @@ class KerasHubFeatures(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not self.is_text:
             inputs = keras.ops.cast(inputs, "float32")
-        outputs = self.backbone(self.preprocessing(inputs), training=training and self.trainable)
+        tokens = self.preprocessing(inputs)
+        outputs = self.backbone(tokens, training=training and self.trainable)
+        if self.is_text and self.pooling is not None:
+            return self._pooled(outputs["sequence_output"], tokens["padding_mask"])
         if isinstance(outputs, dict):
             if "pooled_output" in outputs:
                 return outputs["pooled_output"]
@@ -210,6 +277,29 @@ class KerasHubFeatures(keras.layers.Layer):
         if len(outputs.shape) == 3:  # token or patch vectors: the first ([CLS])
             return outputs[:, 0, :]
         return outputs
+
+    def _pooled(self, tokens, padding_mask):
+        """The declared pooling of the token vectors the padding mask keeps, L2-normalised if declared."""
+        if self.pooling == "cls":
+            pooled = tokens[:, 0, :]
+        else:
+            mask = keras.ops.expand_dims(keras.ops.cast(padding_mask, tokens.dtype), -1)
+            if self.pooling == "mean":
+                pooled = keras.ops.sum(tokens * mask, axis=1) / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+            else:  # max: padding can never win
+                pooled = keras.ops.max(keras.ops.where(mask > 0, tokens, -1e9), axis=1)
+        if self.normalize:
+            pooled = pooled / keras.ops.maximum(keras.ops.norm(pooled, axis=-1, keepdims=True), 1e-12)
+        return pooled
+
+    def truncated_share(self, texts):
+        """The share of `texts` longer than the tokens the encoder reads
+        (`preprocessing.sequence_length`, less `[CLS]` and `[SEP]`): cut."""
+        tokenizer = getattr(self.preprocessing, "tokenizer", None)
+        if not self.is_text or tokenizer is None or not len(texts):
+            return 0.0
+        lengths = np.array([len(ids) for ids in tokenizer(list(texts))])  # lists of ids for a list of texts
+        return float(np.mean(lengths + 2 > self.preprocessing.sequence_length))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.feature_dim)
@@ -244,6 +334,8 @@ class KerasHubFeatures(keras.layers.Layer):
             **super().get_config(),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "preprocessing": keras.saving.serialize_keras_object(self.preprocessing),
+            "pooling": self.pooling,
+            "normalize": self.normalize,
         }
 
     @classmethod

@@ -209,6 +209,10 @@ class TextClassifier(Task):
         # is solved exactly; fine-tuning the vectors beside it never raised
         # the validation accuracy on 20 Newsgroups (10 labels per class to
         # all) and took minutes: the CLI stops after the head.
+        # A sentence encoder (a declared pooling) is trained to be used
+        # frozen: its head is solved on cached features, as SetFit's baseline.
+        if getattr(self.backbone, "pooling", None) is not None:
+            return False
         return not any(layer.name == "tfidf" for layer in getattr(self.backbone, "layers", []))
 
     def prepare_inputs(self, x):

@@ -32,10 +32,12 @@ def default_cache_dir():
 
 def cache_key(source, inputs):
     """Digest of what the features depend on: the source's class, config
-    (architecture, preprocessing, input size, vocabulary) and weights, the
+    (architecture, preprocessing, input size, vocabulary; not the layers'
+    names) and weights, the
     dtype policy, and the inputs themselves (images or texts)."""
     digest = hashlib.sha256()
-    config = {"class": type(source).__name__, "config": source.get_config(), "dtype": str(source.dtype_policy.name)}
+    config = {"class": type(source).__name__, "config": _unnamed(source.get_config())}
+    config["dtype"] = str(source.dtype_policy.name)
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     for weight in source.weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
@@ -48,6 +50,16 @@ def cache_key(source, inputs):
         digest.update(f"{inputs.shape}{inputs.dtype}".encode())
         digest.update(inputs.tobytes())
     return digest.hexdigest()[:32]
+
+
+def _unnamed(config):
+    """`config` without layer names, which Keras numbers per process (a
+    second `from_preset` of the same source computes the same features)."""
+    if isinstance(config, dict):
+        return {key: _unnamed(value) for key, value in config.items() if key != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_unnamed(value) for value in config]
+    return config
 
 
 SPARSE_WIDTH = 65536  # wider features (TF-IDF of every 1-2 gram) are mostly zeros: stored sparse
@@ -72,6 +84,7 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
     if cached is not None:
         return cached, True
     partial = f"{path}.{os.getpid()}.partial"
+    _report_truncation(source, inputs)
     try:
         features = _write_features(source, inputs, batch_size, path, partial, progress)
     except BaseException:
@@ -80,6 +93,17 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
                 os.remove(leftover)
         raise
     return features, False
+
+
+def _report_truncation(source, inputs):
+    """Says how many texts a sentence encoder cuts at its sequence length."""
+    share = source.truncated_share(inputs) if hasattr(source, "truncated_share") else 0.0
+    if share > 0:
+        length = source.preprocessing.sequence_length
+        logger.info(
+            f"{100 * share:.0f} % of the {len(inputs)} texts are longer than the {length} tokens the encoder reads; "
+            "their ends are cut (sequence_length= sets it)."
+        )
 
 
 def _read_entry(path, count):
@@ -106,7 +130,8 @@ def _write_features(source, inputs, batch_size, path, partial, progress):
     """Extracts batch by batch into `partial` (a memory-mapped `.npy`, or a
     sparse `.npz` for wide features), then renames it into the cache."""
     features, sparse_rows = None, []
-    with tqdm.tqdm(total=len(inputs), desc="extracting features", unit="input", disable=not progress) as bar:
+    unit = "text" if inputs.dtype == object else "input"
+    with tqdm.tqdm(total=len(inputs), desc="extracting features", unit=unit, disable=not progress) as bar:
         for start in range(0, len(inputs), batch_size):
             batch = source_outputs(source, inputs[start : start + batch_size])
             if scipy.sparse.issparse(batch) or (batch.ndim == 2 and batch.shape[1] > SPARSE_WIDTH):
