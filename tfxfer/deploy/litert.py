@@ -70,9 +70,12 @@ def convert_int8(serving_folder, representative, reference_ids, integer_only=Fal
     (0-255), as the debugger's converter writes no uint8 input."""
     samples = np.asarray(representative, dtype=np.float32)
     flatbuffer = _converted(_int8_converter(serving_folder, samples, integer_only=True))
-    if integer_only or _agreement(flatbuffer, samples, reference_ids) >= INT8_AGREEMENT:
+    if integer_only:
         return flatbuffer, []
-    kept, best = [], (_agreement(flatbuffer, samples, reference_ids), flatbuffer, [])
+    agreement = _agreement(flatbuffer, samples, reference_ids)
+    if agreement >= INT8_AGREEMENT:
+        return flatbuffer, []
+    kept, best = [], (agreement, flatbuffer, [])
     for layer in _worst_layers(serving_folder, samples):
         candidate = _with_float_layers(serving_folder, samples, [*kept, layer])
         if len(candidate) > (1 + FLOAT_LAYER_GROWTH * (len(kept) + 1)) * len(flatbuffer):
