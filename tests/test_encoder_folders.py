@@ -3,85 +3,19 @@ sources, offline: tiny random BERTs written in the test as such folders
 (config.json, model.safetensors, tokenizer files, the sentence-transformers
 module files), converted by KerasHub through tfxfer's entry points."""
 
-import json
-
 import keras
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
+import tensorflow as tf
 
 import tfxfer
 from tfxfer.sources import encoder_folders
+from tfxfer.sources.hybrid import HybridTextFeatures
 from tfxfer.sources.kerashub import KerasHubFeatures
 from tfxfer.sources.resolve import resolve
 from tfxfer.transfer.feature_cache import extract_features
 
-HIDDEN, INTERMEDIATE, POSITIONS = 8, 16, 64
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "rocket", "orbit", "god", "faith", "a", "launch", "in"]
-TEXTS = np.array(["the rocket reached orbit", "faith in god", "a launch", "the the the god"], dtype=object)
-
-
-def _bert_weights(rng):
-    def dense(name, rows, cols):
-        return {f"{name}.weight": rng.normal(0, 0.2, (rows, cols)), f"{name}.bias": rng.normal(0, 0.1, rows)}
-
-    def norm(name):
-        return {f"{name}.weight": 1 + rng.normal(0, 0.1, HIDDEN), f"{name}.bias": rng.normal(0, 0.1, HIDDEN)}
-
-    layer = "encoder.layer.0"
-    weights = {
-        "embeddings.word_embeddings.weight": rng.normal(0, 1, (len(WORDS), HIDDEN)),
-        "embeddings.position_embeddings.weight": rng.normal(0, 0.1, (POSITIONS, HIDDEN)),
-        "embeddings.token_type_embeddings.weight": rng.normal(0, 0.1, (2, HIDDEN)),
-        **norm("embeddings.LayerNorm"),
-        **dense(f"{layer}.attention.self.query", HIDDEN, HIDDEN),
-        **dense(f"{layer}.attention.self.key", HIDDEN, HIDDEN),
-        **dense(f"{layer}.attention.self.value", HIDDEN, HIDDEN),
-        **dense(f"{layer}.attention.output.dense", HIDDEN, HIDDEN),
-        **norm(f"{layer}.attention.output.LayerNorm"),
-        **dense(f"{layer}.intermediate.dense", INTERMEDIATE, HIDDEN),
-        **dense(f"{layer}.output.dense", HIDDEN, INTERMEDIATE),
-        **norm(f"{layer}.output.LayerNorm"),
-        **dense("pooler.dense", HIDDEN, HIDDEN),
-    }
-    return {name: value.astype(np.float32) for name, value in weights.items()}
-
-
-def _write_folder(folder, vocab_file=True, pooling="mean", normalize=True, max_seq_length=16, model_type="bert"):
-    """A sentence-transformers folder of a one-layer random BERT."""
-    folder.mkdir(parents=True)
-    config = {
-        "model_type": model_type,
-        "vocab_size": len(WORDS),
-        "hidden_size": HIDDEN,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": INTERMEDIATE,
-        "max_position_embeddings": POSITIONS,
-        "type_vocab_size": 2,
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    save_file(_bert_weights(np.random.default_rng(0)), str(folder / "model.safetensors"))
-    tokenizer = {"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {w: i for i, w in enumerate(WORDS)}}}
-    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
-    if vocab_file:
-        (folder / "vocab.txt").write_text("".join(f"{w}\n" for w in WORDS))
-    if pooling:
-        (folder / "1_Pooling").mkdir()
-        modes = {
-            "pooling_mode_cls_token": pooling == "cls",
-            "pooling_mode_mean_tokens": pooling == "mean",
-            "pooling_mode_max_tokens": pooling == "max",
-        }
-        (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": HIDDEN, **modes}))
-        modules = [{"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"}]
-        modules.append({"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"})
-        if normalize:
-            modules.append({"idx": 2, "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-        (folder / "modules.json").write_text(json.dumps(modules))
-        (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length}))
-    return folder
+from helpers import HIDDEN, TEXTS, WORDS, write_bert_folder
 
 
 @pytest.fixture
@@ -97,7 +31,7 @@ def _token_vectors(source, texts):
 
 @pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
 def test_the_declared_pooling_and_normalisation_equal_a_hand_computation(tmp_path, cache, pooling):
-    folder = _write_folder(tmp_path / "encoder", pooling=pooling, normalize=pooling != "max")
+    folder = write_bert_folder(tmp_path / "encoder", pooling=pooling, normalize=pooling != "max")
     source = KerasHubFeatures.from_preset(str(folder))
     assert (source.pooling, source.normalize, source.preprocessing.sequence_length) == (pooling, pooling != "max", 16)
     vectors, mask = _token_vectors(source, TEXTS)
@@ -117,8 +51,8 @@ def test_the_declared_pooling_and_normalisation_equal_a_hand_computation(tmp_pat
 
 
 def test_a_folder_without_vocab_txt_gets_one_derived_into_the_cache_not_into_the_folder(tmp_path, cache):
-    with_vocab = KerasHubFeatures.from_preset(str(_write_folder(tmp_path / "a")))
-    folder = _write_folder(tmp_path / "b", vocab_file=False)
+    with_vocab = KerasHubFeatures.from_preset(str(write_bert_folder(tmp_path / "a")))
+    folder = write_bert_folder(tmp_path / "b", vocab_file=False)
     before = sorted(p.name for p in folder.iterdir())
     source = KerasHubFeatures.from_preset(str(folder))
     assert sorted(p.name for p in folder.iterdir()) == before  # the user's folder untouched
@@ -128,7 +62,7 @@ def test_a_folder_without_vocab_txt_gets_one_derived_into_the_cache_not_into_the
 
 
 def test_a_plain_hugging_face_folder_is_mean_pooled_and_resolves_as_a_text_source(tmp_path, cache):
-    folder = _write_folder(tmp_path / "plain", pooling=None)
+    folder = write_bert_folder(tmp_path / "plain", pooling=None)
     assert resolve(str(folder), "text").form == "kerashub"
     model = tfxfer.TextClassifier.from_preset(str(folder), 2, class_names=["space", "religion"])
     assert (model.backbone.pooling, model.backbone.normalize) == ("mean", False)
@@ -141,7 +75,7 @@ def test_a_plain_hugging_face_folder_is_mean_pooled_and_resolves_as_a_text_sourc
 
 
 def test_cached_features_are_keyed_on_the_weights_and_the_sequence_length(tmp_path, cache):
-    folder = _write_folder(tmp_path / "encoder")
+    folder = write_bert_folder(tmp_path / "encoder")
     source = KerasHubFeatures.from_preset(str(folder))
     first, hit = extract_features(source, TEXTS, progress=False)
     again, hit_again = extract_features(KerasHubFeatures.from_preset(str(folder)), TEXTS, progress=False)
@@ -155,14 +89,14 @@ def test_cached_features_are_keyed_on_the_weights_and_the_sequence_length(tmp_pa
 
 
 def test_folders_kerashub_cannot_convert_are_one_line_naming_the_type_or_the_file(tmp_path, cache):
-    gpt = _write_folder(tmp_path / "gpt", model_type="gpt2")
+    gpt = write_bert_folder(tmp_path / "gpt", model_type="gpt2")
     with pytest.raises(ValueError, match=r"holds a 'gpt2' model; tfxfer reads text encoders of the types albert, bert"):
         KerasHubFeatures.from_preset(str(gpt))
-    no_weights = _write_folder(tmp_path / "nw")
+    no_weights = write_bert_folder(tmp_path / "nw")
     (no_weights / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="has no model.safetensors"):
         KerasHubFeatures.from_preset(str(no_weights))
-    no_tokenizer = _write_folder(tmp_path / "nt", vocab_file=False)
+    no_tokenizer = write_bert_folder(tmp_path / "nt", vocab_file=False)
     (no_tokenizer / "tokenizer.json").unlink()
     with pytest.raises(FileNotFoundError, match="has neither vocab.txt nor tokenizer.json"):
         KerasHubFeatures.from_preset(str(no_tokenizer))
@@ -170,10 +104,57 @@ def test_folders_kerashub_cannot_convert_are_one_line_naming_the_type_or_the_fil
 
 
 def test_truncation_is_measured_and_a_sentence_encoder_is_not_fine_tuned_by_default(tmp_path, cache):
-    folder = _write_folder(tmp_path / "encoder")
+    folder = write_bert_folder(tmp_path / "encoder")
     assert KerasHubFeatures.from_preset(str(folder)).truncated_share(TEXTS) == 0.0
     # At 4 tokens, [CLS] and [SEP] leave 2: three of the four texts are cut.
     assert KerasHubFeatures.from_preset(str(folder), sequence_length=4).truncated_share(TEXTS) == 0.75
     with pytest.raises(ValueError, match="longer than the 64 positions .* pass --sequence-length 64 or less"):
         KerasHubFeatures.from_preset(str(folder), sequence_length=100)
     assert not tfxfer.TextClassifier.from_preset(str(folder), 2).fine_tunes_by_default
+
+
+def test_the_hybrid_puts_tfidf_beside_the_encoder_caches_each_part_and_round_trips(tmp_path, cache):
+    folder = write_bert_folder(tmp_path / "encoder")
+    texts = np.array([*TEXTS, "orbit launch", "god faith", "rocket orbit launch", "faith god god"], dtype=object)
+    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    model = tfxfer.TextClassifier.from_preset(str(folder), 2, texts=texts, encoder="hybrid")
+    source = model.backbone
+    assert isinstance(source, HybridTextFeatures) and model.feature_scaling is None
+    assert not model.fine_tunes_by_default and list(source.block_groups)[0] == "embeddings"
+    called = tf.sparse.to_dense(source(tf.constant(texts))).numpy()
+    features, hit = extract_features(source, texts, progress=False)
+    assert not hit and features.shape == (8, source.weighting.num_terms + HIDDEN)
+    np.testing.assert_allclose(features.toarray(), called, atol=1e-5)
+    # The encoder's part at its weight beside the unit-length TF-IDF.
+    tfidf, vectors = features[:, :-HIDDEN].toarray(), features[:, -HIDDEN:].toarray()
+    np.testing.assert_allclose(np.linalg.norm(tfidf, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), source.vector_weight, atol=1e-5)
+    assert extract_features(source, texts, progress=False)[1]  # both parts from the cache
+    shards = sorted(path.name for path in cache.rglob("*.keys.npy"))  # the encoder's, per text
+    assert len(shards) == 1
+    reordered, _ = extract_features(source, texts[::-1], progress=False)  # the encoder's part read, not computed
+    assert sorted(path.name for path in cache.rglob("*.keys.npy")) == shards
+    np.testing.assert_allclose(reordered.toarray(), called[::-1], atol=1e-5)
+
+    tfxfer.fit_head(model, texts, labels, validation_data=(texts, labels), solver="auto", progress=False, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = tfxfer.load_model(tmp_path / "m.keras")  # safe mode
+    assert isinstance(loaded.backbone, HybridTextFeatures)
+    np.testing.assert_allclose(loaded.predict(texts, verbose=0), model.predict(texts, verbose=0), atol=1e-5)
+    served = tf.saved_model.load(str(tfxfer.export(model, tmp_path / "served")))
+    np.testing.assert_allclose(
+        served.serve(tf.constant(texts))["probabilities"].numpy(), model.probabilities(texts), atol=1e-5
+    )
+
+
+def test_texts_are_read_in_batches_of_like_length_with_the_features_of_the_full_length(tmp_path, cache):
+    folder = write_bert_folder(tmp_path / "encoder", max_seq_length=64)
+    source = KerasHubFeatures.from_preset(str(folder))
+    texts = np.array(["orbit " * n for n in (40, 2, 70, 9, 1, 25)], dtype=object)
+    lengths = source.token_lengths(texts)
+    assert lengths.tolist() == [42, 4, 72, 11, 3, 27]
+    batches = [(indices.tolist(), length) for indices, length in source.length_batches(lengths, batch_size=2)]
+    assert batches == [([4, 1], 32), ([3, 5], 32), ([0, 2], 64)]  # shortest first, padded to a step of 32
+    features, _ = extract_features(source, texts, batch_size=2, progress=False)
+    np.testing.assert_allclose(features, np.asarray(source(texts)), atol=1e-5)  # all at 64 tokens
+    assert source.preprocessing.sequence_length == 64 and source.truncated_share(texts) == 1 / 6

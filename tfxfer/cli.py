@@ -286,7 +286,9 @@ def fit_image(**options):
 @_shown(
     "--source",
     "embedded",
-    help="'embedded' (the shipped word vectors), a word2vec/GloVe/fastText file, or a TF-Hub text module.",
+    help="'embedded' (the shipped word vectors), a word2vec/GloVe/fastText file, a KerasHub preset (a name, "
+    "a kaggle:// or hf:// handle, a preset folder), a local Hugging Face / sentence-transformers folder of a "
+    "BERT-family encoder, or a TF-Hub text module.",
 )
 @_shown(
     "--data",
@@ -305,8 +307,23 @@ def fit_image(**options):
 @click.option(
     "--text-encoder",
     type=click.Choice(TEXT_ENCODERS),
-    help="Word-vector sources only: hybrid (TF-IDF of 1-2 grams beside the pooled vectors), vectors (pooled only) "
-    "or rnn (a bidirectional GRU over the token vectors)  [default: hybrid].",
+    help="hybrid (TF-IDF of 1-2 grams beside the pooled word vectors or the encoder's vector), vectors (those "
+    "alone) or rnn (word vectors only: a bidirectional GRU over the token vectors)  [default: hybrid; vectors "
+    "for a KerasHub classification backbone].",
+)
+@click.option(
+    "--sequence-length",
+    type=click.IntRange(8, 8192),
+    help="KerasHub encoders: tokens read per text, the rest cut (the share cut is reported) [default: the "
+    "encoder's own, e.g. a sentence-transformers folder's max_seq_length].",
+)
+@_shown(
+    "--contrastive",
+    "auto",
+    type=_WordOrNumber("auto"),
+    help="Contrastive (SetFit) fine-tuning of a sentence encoder on pairs of labelled texts before the head: "
+    "iterations (each pairs every labelled text with one of its class and one of another), 0 for none. "
+    "auto: about 2,000 pairs when there are at most 16 labels per class.",
 )
 @_training_options
 def fit_text(remove, **options):

@@ -59,7 +59,9 @@ class FitConfig:
     image_column: str | None = _setting(None, kinds=("image",))
     # texts
     remove: tuple = _setting(("headers", "footers", "quotes"), kinds=("text",))
-    text_encoder: str | None = _setting(None, kinds=("text",))  # None: hybrid for word vectors
+    text_encoder: str | None = _setting(None, kinds=("text",))  # None: hybrid for word vectors, sentence encoders
+    sequence_length: int | None = _setting(None, kinds=("text",))  # KerasHub encoders; None: the encoder's own
+    contrastive: object = _setting(AUTO, kinds=("text",))  # iterations of SetFit's pairs, 0: none
     text_column: str | None = _setting(None, kinds=("text",))
     encoding: str = _setting("utf-8", kinds=("text",))
 
@@ -81,6 +83,10 @@ class FitConfig:
         check_number("input_size", self.input_size, 32, 4096, integer=True, hint=" pixels")
         if self.text_encoder is not None:
             check_choice("text_encoder", self.text_encoder, TEXT_ENCODERS)
+        if self.sequence_length is not None:
+            check_number("sequence_length", self.sequence_length, 8, 8192, integer=True, hint=" tokens")
+        if self.contrastive != AUTO:
+            check_number("contrastive", self.contrastive, 0, 1000, integer=True, hint=" (or 'auto')")
         check_encoding(self.encoding)
         if self.class_weight is not None and not isinstance(self.class_weight, dict):
             check_choice("class_weight", self.class_weight, ("balanced",))
@@ -138,5 +144,6 @@ class FitConfig:
         return (
             "versions",
             "schema",
+            "data_files",  # compared on its own (`tfxfer.data.identity`), naming the file that changed
             *(f.name for f in dataclasses.fields(cls) if not f.metadata.get("identity", True)),
         )

@@ -15,6 +15,7 @@ its declared pooling, normalisation and sequence length apply.
 """
 
 import collections
+import contextlib
 import functools
 import json
 import os
@@ -171,6 +172,17 @@ def _declared_text_options(preset, folder):
     return {"pooling": config["pooling_mode"], "normalize": bool(config.get("normalize", False))}
 
 
+def is_sentence_encoder(preset):
+    """Whether `preset` declares a pooling of its token vectors (a Hugging
+    Face / sentence-transformers folder, or a KerasHub text embedder preset
+    on disk): an encoder trained to embed whole texts, used frozen. Reads
+    local files only."""
+    preset = os.path.expanduser(os.fspath(preset))
+    if encoder_folders.is_encoder_folder(preset):
+        return True
+    return "pooling" in _declared_text_options(preset, local_preset(preset, kind="text"))
+
+
 def _is_text(backbone):
     return getattr(backbone, "token_embedding", None) is not None  # None on image backbones
 
@@ -213,6 +225,9 @@ class KerasHubFeatures(keras.layers.Layer):
     >>> model.predict(np.array(["orbit", "faith"], dtype=object), verbose=0).shape
     (2, 2)
     """
+
+    cache_per_text = True  # costly per text: the feature cache reuses each text's features across splits
+    extract_in_graph = True  # the feature cache compiles its calls: twice the texts per second of eager calls
 
     def __init__(self, backbone, preprocessing, trainable=False, pooling=None, normalize=False, **kwargs):
         super().__init__(trainable=trainable, **kwargs)
@@ -258,6 +273,12 @@ class KerasHubFeatures(keras.layers.Layer):
             preprocessing.image_size = (int(image_size), int(image_size))
         return cls(backbone, preprocessing, trainable=trainable, **kwargs)
 
+    @property
+    def fine_tunes_by_default(self):
+        # A sentence encoder (a declared pooling) is trained to be used
+        # frozen: its head is solved on cached features, as SetFit's baseline.
+        return self.pooling is None
+
     def build(self, input_shape=None):
         self.built = True
 
@@ -292,14 +313,47 @@ class KerasHubFeatures(keras.layers.Layer):
             pooled = pooled / keras.ops.maximum(keras.ops.norm(pooled, axis=-1, keepdims=True), 1e-12)
         return pooled
 
-    def truncated_share(self, texts):
-        """The share of `texts` longer than the tokens the encoder reads
-        (`preprocessing.sequence_length`, less `[CLS]` and `[SEP]`): cut."""
+    def token_lengths(self, texts):
+        """Each text's length in the encoder's tokens, `[CLS]` and `[SEP]`
+        included, before any cut (None for an image backbone)."""
         tokenizer = getattr(self.preprocessing, "tokenizer", None)
-        if not self.is_text or tokenizer is None or not len(texts):
+        if not self.is_text or tokenizer is None:
+            return None
+        if not len(texts):
+            return np.zeros(0, dtype=int)
+        return np.array([len(ids) for ids in tokenizer(list(texts))]) + 2  # lists of ids for a list of texts
+
+    def truncated_share(self, texts, lengths=None):
+        """The share of `texts` longer than the tokens the encoder reads
+        (`preprocessing.sequence_length`): cut. `lengths`: their
+        `token_lengths`, when known."""
+        lengths = self.token_lengths(texts) if lengths is None else lengths
+        if lengths is None or not len(lengths):
             return 0.0
-        lengths = np.array([len(ids) for ids in tokenizer(list(texts))])  # lists of ids for a list of texts
-        return float(np.mean(lengths + 2 > self.preprocessing.sequence_length))
+        return float(np.mean(lengths > self.preprocessing.sequence_length))
+
+    def length_batches(self, lengths, batch_size, step=32):
+        """`(indices, sequence_length)` batches of texts by their
+        `token_lengths`, shortest first, each padded only to its longest
+        text (rounded up to `step`, at most the encoder's own length), as
+        sentence-transformers pads: the pooled vectors are those of the full
+        length (the padding is masked) for a fraction of the work on short
+        texts (20 Newsgroups: 150 tokens a post on average instead of 256)."""
+        full = self.preprocessing.sequence_length
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            yield indices, int(min(full, -(-int(lengths[indices].max()) // step) * step))
+
+    @contextlib.contextmanager
+    def reading(self, sequence_length):
+        """Within it, the preprocessing packs texts to `sequence_length` tokens."""
+        own = self.preprocessing.sequence_length
+        self.preprocessing.sequence_length = int(sequence_length)
+        try:
+            yield self
+        finally:
+            self.preprocessing.sequence_length = own
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.feature_dim)

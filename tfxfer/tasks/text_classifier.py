@@ -5,6 +5,7 @@ import keras
 from tfxfer.choices import TEXT_ENCODERS
 from tfxfer.data.texts import as_model_inputs
 from tfxfer.sources.hub import HubFeatures
+from tfxfer.sources.hybrid import HybridTextFeatures
 from tfxfer.sources.kerashub import KerasHubFeatures
 from tfxfer.sources.resolve import resolve
 from tfxfer.sources.text_encoding import text_encoder
@@ -70,7 +71,7 @@ class TextClassifier(Task):
         strings = keras.Input((), dtype="string", name="texts")
         features = backbone(strings)
         features = self._anchored(features, l2_sp)
-        if _sparse_outputs(backbone):  # a TF-IDF: dropout would densify it, and its head is solved
+        if getattr(features, "sparse", False) or _sparse_outputs(backbone):  # a TF-IDF: dropout would densify it
             dropout = 0.0
         self.sequence_layers, self.feature_scaling = [], None
         if len(features.shape) == 2:
@@ -168,22 +169,24 @@ class TextClassifier(Task):
                 vectors only; unlabelled texts are welcome).
             encoder_kwargs: `encoder`, `pooling`, `max_tokens`,
                 `sequence_length`, `trainable` for word vectors (see
-                `from_word_vectors`); a TF-Hub module or KerasHub preset
-                is used as it is (`KerasHubFeatures.from_preset` takes a
-                `sequence_length`).
+                `from_word_vectors`); for a KerasHub encoder (a preset, or
+                a Hugging Face / sentence-transformers folder) `encoder`
+                (`"vectors"`: its pooled vector alone, the default;
+                `"hybrid"`: beside a TF-IDF of `texts`,
+                `HybridTextFeatures`) and `sequence_length`; a TF-Hub
+                module is used as it is.
             class_names, multi_label: as the constructor takes them.
         """
         labels = {"class_names": class_names, "multi_label": multi_label}
         resolved = resolve(preset, "text")
-        if resolved.form != "vectors" and encoder_kwargs:  # its own tokenizer: word-vector options do not apply
-            raise ValueError(
-                f"{sorted(encoder_kwargs)} apply to word-vector sources; {preset!r} is a "
-                f"{'KerasHub preset' if resolved.form == 'kerashub' else 'TF-Hub text module'}, used as it is."
-            )
         if resolved.form == "kerashub":
-            source = KerasHubFeatures.from_preset(resolved.location, kind="text")
-            return cls(source, num_classes, dropout=dropout, **labels)
+            return cls._on_kerashub(resolved.location, num_classes, texts, dropout, labels, **encoder_kwargs)
         if resolved.form == "module":
+            if encoder_kwargs:  # its own tokenizer: word-vector options do not apply
+                raise ValueError(
+                    f"{sorted(encoder_kwargs)} apply to word-vector sources and KerasHub encoders; {preset!r} is a "
+                    "TF-Hub text module, used as it is."
+                )
             return cls(HubFeatures(resolved.location, input_dtype="string"), num_classes, dropout=dropout, **labels)
         where = resolved.location
         if texts is None:
@@ -192,6 +195,28 @@ class TextClassifier(Task):
                 "so that the vocabulary can be adapted on them."
             )
         return cls.from_word_vectors(where, texts, num_classes, dropout=dropout, seed=seed, **labels, **encoder_kwargs)
+
+    @classmethod
+    def _on_kerashub(cls, location, num_classes, texts, dropout, labels, encoder="vectors", **options):
+        """A classifier on a KerasHub text encoder: alone (`"vectors"`), or
+        beside a TF-IDF of `texts` (`"hybrid"`, `HybridTextFeatures`)."""
+        check_choice("encoder", encoder, ("vectors", "hybrid"))
+        unknown = sorted(set(options) - {"sequence_length"})
+        if unknown:
+            raise ValueError(
+                f"{unknown} apply to word-vector sources; a KerasHub encoder takes encoder= ('vectors' or "
+                "'hybrid') and sequence_length= only."
+            )
+        source = KerasHubFeatures.from_preset(location, kind="text", **options)
+        if encoder == "vectors":
+            return cls(source, num_classes, dropout=dropout, **labels)
+        if texts is None:
+            raise ValueError(
+                "The hybrid encoder adapts its TF-IDF on the training texts: pass texts=... (labelled or not)."
+            )
+        return cls(
+            HybridTextFeatures.adapted(source, texts), num_classes, dropout=dropout, feature_scaling=False, **labels
+        )
 
     def fine_tuning_rates(self):
         # Word vectors are a lookup table, not a deep stack: each row moves
@@ -208,11 +233,11 @@ class TextClassifier(Task):
         # The hybrid encoder's features are mostly a fixed TF-IDF, whose head
         # is solved exactly; fine-tuning the vectors beside it never raised
         # the validation accuracy on 20 Newsgroups (10 labels per class to
-        # all) and took minutes: the CLI stops after the head.
-        # A sentence encoder (a declared pooling) is trained to be used
-        # frozen: its head is solved on cached features, as SetFit's baseline.
-        if getattr(self.backbone, "pooling", None) is not None:
-            return False
+        # all) and took minutes: the CLI stops after the head. A source may
+        # declare it (a sentence encoder, the encoder hybrid: not).
+        declared = getattr(self.backbone, "fine_tunes_by_default", None)
+        if declared is not None:
+            return declared
         return not any(layer.name == "tfidf" for layer in getattr(self.backbone, "layers", []))
 
     def prepare_inputs(self, x):

@@ -6,8 +6,17 @@ stored features gives the same head for a fraction of the cost. Features are
 written batch by batch into a memory-mapped `.npy` under a temporary name
 and renamed when complete, so an interrupted extraction (or a full disk)
 never leaves a cache file that looks valid.
+
+A costly text encoder (`cache_per_text`, e.g. a sentence encoder) keeps
+each text's features on its own, in shards keyed by the text's digest: runs
+that share texts in another order or another split (other label budgets,
+other seeds) compute only the texts not seen before. A source made of parts
+(`feature_parts`, the hybrid of TF-IDF and a sentence encoder) caches each
+part on its own terms and joins them (`join_features`).
 """
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -79,6 +88,11 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
     inputs = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)
     folder = cache_dir or default_cache_dir()
     os.makedirs(folder, exist_ok=True)
+    if hasattr(source, "feature_parts"):  # a hybrid: each part cached on its own terms, then joined
+        parts = [extract_features(part, inputs, batch_size, folder, progress) for part in source.feature_parts]
+        return source.join_features(*(features for features, _ in parts)), all(hit for _, hit in parts)
+    if inputs.dtype == object and getattr(source, "cache_per_text", False):
+        return _extract_per_text(source, inputs, batch_size, folder, progress)
     path = os.path.join(folder, cache_key(source, inputs))
     cached = _read_entry(path, len(inputs))
     if cached is not None:
@@ -95,9 +109,98 @@ def extract_features(source, inputs, batch_size=64, cache_dir=None, progress=Tru
     return features, False
 
 
-def _report_truncation(source, inputs):
+def _text_digests(texts):
+    """16 bytes of SHA-256 per text, one row each."""
+    digests = [hashlib.sha256(t.encode() if isinstance(t, str) else bytes(t)).digest()[:16] for t in texts]
+    return np.frombuffer(b"".join(digests), dtype="S16") if digests else np.array([], dtype="S16")
+
+
+def _extract_per_text(source, texts, batch_size, folder, progress):
+    """Features of `texts` from the source's shards of per-text entries,
+    computing (and storing as one new shard) only the texts none holds."""
+    shards = os.path.join(folder, cache_key(source, np.array([], dtype=object)))
+    os.makedirs(shards, exist_ok=True)
+    digests = _text_digests(texts)
+    found = _read_shards(shards, set(digests.tolist()))
+    missing = np.array([digest not in found for digest in digests.tolist()])
+    if missing.any():
+        todo = texts[missing]
+        lengths = source.token_lengths(todo) if hasattr(source, "token_lengths") else None
+        _report_truncation(source, todo, lengths)
+        new = _compute_shard(source, todo, batch_size, progress, lengths)
+        _write_shard(shards, digests[missing], new)
+        found.update(zip(digests[missing].tolist(), new, strict=True))
+    features = np.stack([found[digest] for digest in digests.tolist()]) if len(texts) else np.zeros((0, 0), "float32")
+    return features, not missing.any()
+
+
+def _read_shards(shards, wanted):
+    """`{digest: features row}` for the `wanted` digests the shards hold; a
+    damaged shard is removed with a notice (its texts are computed again)."""
+    found = {}
+    for name in sorted(os.listdir(shards)):
+        if not name.endswith(".keys.npy"):
+            continue
+        keys_file = os.path.join(shards, name)
+        rows_file = keys_file[: -len(".keys.npy")] + ".npy"
+        try:
+            keys, rows = np.load(keys_file), np.load(rows_file, mmap_mode="r")
+            if len(keys) != len(rows):
+                raise ValueError(f"{len(keys)} texts for {len(rows)} rows")
+        except (OSError, ValueError, EOFError) as error:
+            logger.warning(f"The feature cache shard '{rows_file}' is damaged ({' '.join(str(error).split())}); "
+                           "it is removed and its texts recomputed.")  # fmt: skip
+            for file in (keys_file, rows_file):
+                if os.path.exists(file):
+                    os.remove(file)
+            continue
+        for index, key in enumerate(keys.tolist()):
+            if key in wanted and key not in found:
+                found[key] = np.asarray(rows[index])
+    return found
+
+
+def _compute_shard(source, texts, batch_size, progress, lengths=None):
+    """The source's dense features of `texts`, batch by batch, in memory:
+    texts of like length batched together, each batch padded to its longest
+    (`length_batches`), where the source knows the texts' `lengths`."""
+    if lengths is None or not hasattr(source, "length_batches"):
+        batches = [(np.arange(start, min(start + batch_size, len(texts))), None)
+                   for start in range(0, len(texts), batch_size)]  # fmt: skip
+    else:
+        batches = list(source.length_batches(lengths, batch_size))
+    rows, functions = None, {}
+    with tqdm.tqdm(total=len(texts), desc="extracting features", unit="text", disable=not progress) as bar:
+        for indices, length in batches:
+            with source.reading(length) if length else contextlib.nullcontext():
+                if length not in functions:  # one graph per length, traced at it
+                    functions[length] = batch_function(source)
+                batch = np.asarray(functions[length](texts[indices]), dtype=np.float32)
+            if rows is None:
+                rows = np.empty((len(texts), *batch.shape[1:]), dtype=np.float32)
+            rows[indices] = batch
+            bar.update(len(indices))
+    return rows
+
+
+def _write_shard(shards, digests, rows):
+    """Rows first, then their keys, each under a temporary name: a shard
+    whose keys exist is complete."""
+    name = os.path.join(shards, hashlib.sha256(digests.tobytes()).hexdigest()[:24])
+    for data, file in ((rows, f"{name}.npy"), (digests, f"{name}.keys.npy")):
+        partial = f"{file}.{os.getpid()}.partial.npy"
+        try:
+            np.save(partial, data)
+            os.replace(partial, file)
+        except BaseException:
+            if os.path.exists(partial):
+                os.remove(partial)
+            raise
+
+
+def _report_truncation(source, inputs, lengths=None):
     """Says how many texts a sentence encoder cuts at its sequence length."""
-    share = source.truncated_share(inputs) if hasattr(source, "truncated_share") else 0.0
+    share = source.truncated_share(inputs, lengths) if hasattr(source, "truncated_share") else 0.0
     if share > 0:
         length = source.preprocessing.sequence_length
         logger.info(
@@ -129,11 +232,11 @@ def _read_entry(path, count):
 def _write_features(source, inputs, batch_size, path, partial, progress):
     """Extracts batch by batch into `partial` (a memory-mapped `.npy`, or a
     sparse `.npz` for wide features), then renames it into the cache."""
-    features, sparse_rows = None, []
+    features, sparse_rows, outputs = None, [], batch_function(source)
     unit = "text" if inputs.dtype == object else "input"
     with tqdm.tqdm(total=len(inputs), desc="extracting features", unit=unit, disable=not progress) as bar:
         for start in range(0, len(inputs), batch_size):
-            batch = source_outputs(source, inputs[start : start + batch_size])
+            batch = outputs(inputs[start : start + batch_size])
             if scipy.sparse.issparse(batch) or (batch.ndim == 2 and batch.shape[1] > SPARSE_WIDTH):
                 sparse_rows.append(scipy.sparse.csr_matrix(batch, dtype=np.float32))
             else:
@@ -155,16 +258,37 @@ def _write_features(source, inputs, batch_size, path, partial, progress):
 def source_outputs(source, batch):
     """The source's outputs for one batch, in inference mode, as an array
     (a `scipy.sparse.csr_matrix` for a source with sparse outputs)."""
-    if isinstance(source, keras.Model):  # Keras' compiled predict function: graph speed
-        outputs = source.predict_on_batch(batch)
+    return batch_function(source)(batch)
+
+
+def batch_function(source):
+    """A function of one batch to the source's outputs (as `source_outputs`
+    gives them), compiled once for the batches of one extraction where it
+    pays: a Keras model through its own predict function, a layer that
+    declares `extract_in_graph` (a KerasHub encoder: twice as fast in a
+    graph as eagerly) through a `tf.function`; another bare layer (e.g.
+    HubFeatures, whose module runs its own graph) is called as it is."""
+    if isinstance(source, keras.Model):
+        call = source.predict_on_batch
+    elif getattr(source, "extract_in_graph", False):
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def call(batch):
+            return source(batch, training=False)
+
     else:
-        outputs = source(batch, training=False)  # a bare layer (e.g. HubFeatures): its own graph
-    if isinstance(outputs, tf.SparseTensor):
-        indices = outputs.indices.numpy()
-        return scipy.sparse.csr_matrix(
-            (outputs.values.numpy(), (indices[:, 0], indices[:, 1])), shape=tuple(outputs.dense_shape.numpy())
-        )
-    return np.asarray(outputs)
+        call = functools.partial(source, training=False)
+
+    def outputs(batch):
+        result = call(batch)
+        if isinstance(result, tf.SparseTensor):
+            indices = result.indices.numpy()
+            return scipy.sparse.csr_matrix(
+                (result.values.numpy(), (indices[:, 0], indices[:, 1])), shape=tuple(result.dense_shape.numpy())
+            )
+        return np.asarray(result)
+
+    return outputs
 
 
 def adapt_scaling_on_inputs(model, x, limit=2048, batch_size=64):
@@ -179,9 +303,9 @@ def adapt_scaling_on_inputs(model, x, limit=2048, batch_size=64):
         sample = np.concatenate([np.asarray(b) for b in batches])[:limit]
     else:
         sample = as_model_inputs(x)[:limit]
-    batches = range(0, len(sample), batch_size)
+    outputs = batch_function(task.backbone)
     task.adapt_feature_scaling(
-        np.concatenate([source_outputs(task.backbone, sample[i : i + batch_size]) for i in batches])
+        np.concatenate([outputs(sample[i : i + batch_size]) for i in range(0, len(sample), batch_size)])
     )
 
 

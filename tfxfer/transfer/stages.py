@@ -87,7 +87,9 @@ def fit_stage(
     if stage.done(model):
         return None
     repeat = epochs == "auto" and trainer is None
-    x, y, sample_weight, passes = _stage_inputs(task, x, y, fit_kwargs.pop("sample_weight", None), batch_size, repeat)
+    x, y, sample_weight, passes = _stage_inputs(
+        task, x, y, fit_kwargs.pop("sample_weight", None), batch_size, repeat, adapt=trainer is None
+    )
     steps = steps_per_epoch(x, batch_size, fit_kwargs.get("steps_per_epoch"))
     plan = stage_plan(
         name, steps, epochs, validation=validation_data is not None, min_steps=least_steps(task, min_steps),
@@ -113,9 +115,11 @@ def fit_stage(
     return history
 
 
-def _stage_inputs(task, x, y, sample_weight, batch_size, repeat):
+def _stage_inputs(task, x, y, sample_weight, batch_size, repeat, adapt=True):
     """Inputs and labels checked, tasks balanced, few examples repeated
-    (`repeat`), the feature scaling adapted."""
+    (`repeat`), the feature scaling adapted (`adapt`: not for a trainer's
+    data, which is not the task's inputs; its caller adapts it, or the head
+    does later)."""
     if y is not None and not isinstance(y, dict) and hasattr(x, "__len__"):
         check_consistent_length(x=x, y=y)
     task.check_labels(y)
@@ -123,7 +127,8 @@ def _stage_inputs(task, x, y, sample_weight, batch_size, repeat):
     passes = 1
     if repeat:
         x, y, sample_weight, passes = repeat_small_data(x, y, sample_weight, batch_size)
-    adapt_scaling_on_inputs(task, x)
+    if adapt:
+        adapt_scaling_on_inputs(task, x)
     return x, y, sample_weight, passes
 
 
