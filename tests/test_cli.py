@@ -211,6 +211,33 @@ def test_safe_mode_names_what_it_refused_and_evaluate_names_an_unknown_label(tmp
     assert f"'{other}', line 3: the label 'astro.ph' is not one of the training data's classes" in refused.output
     assert not (run / "evaluation.json").exists()
 
+    # A model file naming code from elsewhere (os.system): one line, the code never imported or run.
+    with zipfile.ZipFile(run / "model.keras") as saved:
+        members = {name: saved.read(name) for name in saved.namelist()}
+    members["config.json"] = json.dumps(
+        {"module": "os", "class_name": "system", "config": {"command": f"touch {tmp_path / 'ran'}"}}
+    ).encode()
+    foreign = tmp_path / "foreign"
+    shutil.copytree(run, foreign)
+    with zipfile.ZipFile(foreign / "model.keras", "w") as replaced:
+        for name, data in members.items():
+            replaced.writestr(name, data)
+    refused = CliRunner().invoke(main, ["evaluate", str(foreign)])
+    assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1, refused.output
+    assert "asks for os.system, which is no Keras or tfxfer class" in refused.output
+    assert not (tmp_path / "ran").exists()
+
+    # A text model copied over an image run's model.keras: named as such, not blamed on the labels.
+    image_run = tmp_path / "image"
+    fitted = _invoke("fit", "image", "--source", "embedded", "--data", "digits", "--run-dir", image_run,
+                     "--epochs", "0", "--no-export", "--quiet")  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    shutil.copy(run / "model.keras", image_run / "model.keras")
+    for command in (["evaluate", str(image_run)], ["predict", str(image_run), str(other)]):
+        refused = CliRunner().invoke(main, command)
+        assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1, refused.output
+        assert "holds a TextClassifier, but" in refused.output and "is a `fit image` run" in refused.output
+
 
 def test_option_ranges_are_refused_before_any_work(tmp_path):
     run = tmp_path / "run"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import tfxfer
 from tfxfer import settings
 from tfxfer.cli import main
 from tfxfer.fit_config import FitConfig
@@ -267,3 +268,23 @@ def test_seeds_reach_the_weights_through_initializers_not_the_global_state():
     assert all(np.array_equal(a, b) for a, b in zip(same.get_weights(), again.get_weights()))
     assert not np.array_equal(same.get_weights()[0], feature_extractor(seed=4).get_weights()[0])
     assert np.array_equal(*(e.get_layer("word_embedding").get_weights()[0] for e in encoders))
+
+
+def test_an_input_size_whose_activations_exceed_memory_is_refused_before_the_run_folder(tmp_path):
+    from tfxfer.memory import activation_elements, check_activations
+
+    run = tmp_path / "r"
+    fit = ["fit", "image", "--source", "mobilenet_v2/random", "--data", "digits", "--run-dir", str(run)]
+    result = CliRunner().invoke(main, [*fit, "--input-size", "4096"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--input-size 4096 with --batch-size 64 needs about" in result.output and "GiB free: lower --input-size" in (
+        result.output
+    )
+    assert not run.exists()
+    # The estimate grows with the pixels, and a smaller batch that fits is offered.
+    model = tfxfer.ImageClassifier.from_preset("mobilenet_v2/random", 10, input_size=96)
+    total, largest = activation_elements(model)
+    assert 3e6 < total < 6e6 and largest == 49 * 49 * 96  # the first expanded block, padded, at 96 px
+    with pytest.raises(ValueError, match="pass --batch-size 3 or less"):
+        check_activations(model, 64, True, "--input-size 96", available=int(3.5 * 2 * 4 * total / 0.8))
+    assert check_activations(model, 3, True, "--input-size 96", available=int(3.5 * 2 * 4 * total / 0.8)) > 0

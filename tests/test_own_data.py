@@ -4,6 +4,7 @@ imbalanced classes."""
 
 import json
 import re
+import shutil
 
 import keras
 import numpy as np
@@ -335,3 +336,63 @@ def test_a_leaked_test_set_is_named_and_loose_images_ask_for_class_folders(tmp_p
     assert loose.exit_code == 1, loose.output
     assert "holds 6 images but no class folders: put each class's images in a folder named after it" in loose.output
     assert not (tmp_path / "r").exists()
+
+
+def test_data_that_changed_since_the_fit_is_named_at_evaluate_and_at_a_rerun(tmp_path):
+    data = write_tickets(tmp_path / "tickets.csv", ticket_rows(60))
+    run = tmp_path / "run"
+    fit = ["fit", "text", "--data", data, "--run-dir", run, "--no-export", "--quiet", "--head-epochs", "1"]
+    assert _cli(*fit).exit_code == 0
+    assert json.loads((run / "config.json").read_text())["data_files"]["data"]["bytes"] == data.stat().st_size
+    assert _cli("evaluate", run).exit_code == 0  # unchanged: evaluated
+    write_tickets(data, ticket_rows(60, seed=5))  # the same name, other tickets
+    for command, what in ((["evaluate", run], "evaluate"), (fit, "rerun")):
+        refused = _cli(*command)
+        assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1, refused.output
+        assert f"Cannot {what} the run in '{run}': '{data}' (--data) changed since the run read it" in refused.output
+    assert _cli("evaluate", run, "--data", data).exit_code == 0  # named explicitly: evaluated as it is now
+    assert _cli(*fit, "--overwrite").exit_code == 0
+    (data).unlink()
+    assert "is gone since the run read it" in _cli("evaluate", run).output
+
+
+def test_images_far_outside_the_sources_value_range_are_warned_of(tmp_path, caplog):
+    from sklearn.datasets import load_digits
+
+    from tfxfer.recipes import FitConfig, ImageRecipe
+
+    digits = load_digits()
+    scaled = tmp_path / "digits01.npz"  # the digits source's images in [0, 1] (colour), read as 0-255 pixels
+    np.savez(scaled, x_train=np.repeat(digits.images[..., None] / 16.0, 3, -1).astype("float32"), y_train=digits.target)
+    fit = ["fit", "image", "--source", "digits04_cnn", "--epochs", "0", "--no-export", "--quiet"]
+    warned = _cli(*fit, "--data", scaled, "--run-dir", tmp_path / "a")
+    assert warned.exit_code == 0, warned.output
+    assert "The training images' values span [0, 255], but the source 'digits04_cnn' was trained on values in " in (
+        warned.output
+    )
+    as_trained = _cli(*fit, "--data", "digits", "--run-dir", tmp_path / "b")
+    assert as_trained.exit_code == 0 and "values span" not in as_trained.output
+    # Arrays in [0, 1] given to the API: the factor back to the source's range is named.
+    recipe = ImageRecipe(FitConfig(kind="image", source="digits04_cnn", data="digits"))
+    with caplog.at_level("WARNING", logger="tfxfer"):
+        recipe.check_values(digits.images[..., None] / 16.0)
+        recipe.check_values(digits.images[..., None])  # as trained: nothing to say
+    assert [m for m in caplog.messages if "Scale the images to its range (x16 here)" in m] == caplog.messages[-1:]
+
+
+def test_hidden_folders_are_no_class_in_any_folder_layout_and_are_named(tmp_path, caplog):
+    texts = write_tickets(tmp_path / "tickets", ticket_rows(30), "folder")
+    (texts / ".ipynb_checkpoints").mkdir()
+    (texts / ".ipynb_checkpoints" / "ticket-checkpoint.txt").write_text("refund please")
+    write_digit_pngs(tmp_path / "digits", per_class=3)
+    images = tmp_path / "digits" / "images"
+    for png in list(images.iterdir()):  # class folders: images/<digit>/<file>
+        (images / png.name[0]).mkdir(exist_ok=True)
+        png.rename(images / png.name[0] / png.name)
+    (images / ".ipynb_checkpoints").mkdir()
+    shutil.copy(next((images / "5").iterdir()), images / ".ipynb_checkpoints" / "x.png")
+    with caplog.at_level("WARNING", logger="tfxfer"):
+        assert load_text_data(texts).class_names == ["account", "billing", "bug"]
+        assert load_image_data(images).class_names == ["5", "6", "7"]
+    notices = [m for m in caplog.messages if "skipping hidden .ipynb_checkpoints" in m]
+    assert sorted({m.split("'")[1] for m in notices}) == sorted([str(texts), str(images)])

@@ -160,3 +160,33 @@ def test_a_run_killed_at_any_write_resumes_on_rerun(tmp_path, monkeypatch):
         manifest = json.loads((folder / "export.manifest.json").read_text())
         assert manifest == sorted(str(path.relative_to(folder / "export")) for path in exported if path.is_file())
     assert kill > 6  # config, metrics (2), model, export swap, its manifest (2): each write was killed once
+
+
+def test_overwrite_removes_every_file_tfxfer_wrote_and_none_of_the_users_in_any_subfolder(tmp_path):
+    run = tmp_path / "run"
+    fit = [
+        "fit",
+        "image",
+        "--source",
+        "embedded",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--run-dir",
+        str(run),
+    ]
+    assert CliRunner().invoke(main, fit).exit_code == 0
+    written = {str(path.relative_to(run)) for path in run.rglob("*") if path.is_file()}
+    assert {"plots/curves.png", "checkpoints/fine_tune/done.weights.h5", "export/saved_model.pb"} <= written
+    assert any(name.startswith("logs/head/") and "tfevents" in name for name in written)
+    mine = ["notes.txt", "plots/my_plot.png", "logs/my_notes.txt", "logs/head/mine.txt", "checkpoints/keep.h5"]
+    for name in mine:
+        (run / name).write_text("mine")
+    result = CliRunner().invoke(main, [*fit, "--seed", "1", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert all((run / name).read_text() == "mine" for name in mine)
+    old_events = {name for name in written if "tfevents" in name}
+    assert not any((run / name).exists() for name in old_events)  # the earlier run's logs are gone
+    assert json.loads((run / "config.json").read_text())["seed"] == 1

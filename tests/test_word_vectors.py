@@ -274,3 +274,13 @@ def test_adapt_at_source_rate_one_counts_only_new_words_as_added():
     assert len(vectors) == 4 and sorted(vectors.keyed_vectors.index_to_key) == ["orbit", "reached", "rocket", "the"]
     for word, old in before.items():  # trained at the full rate: moved from the source's vector
         assert not np.allclose(vectors.lookup(word), old)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_utf16_or_utf32_vector_file_is_named_by_its_encoding(tmp_path, keyed, encoding):
+    text = _glove(tmp_path / "g.txt", keyed).read_text()
+    (tmp_path / "wide.txt").write_bytes(text.encode(encoding))  # utf-16-le: no byte-order mark
+    expected = "UTF-32" if encoding == "utf-32" else "UTF-16"
+    with pytest.raises(ValueError, match=f"wide.txt' is {expected} text; word-vector files are UTF-8. Convert it"):
+        WordVectors.load(tmp_path / "wide.txt")
+    assert WordVectors.load(tmp_path / "g.txt").dim == 4  # the same vectors in UTF-8 read

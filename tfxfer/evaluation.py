@@ -1,6 +1,7 @@
 """Test figures of a trained classifier, and loading a saved one."""
 
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -78,3 +79,12 @@ def load_model(path, safe_mode=True):
                 "code: only if you trust the file, pass --no-safe-mode (tfxfer evaluate/export) or safe_mode=False."
             ) from error
         raise
+    except TypeError as error:  # Keras: "Could not locate class 'system'. ... Full object config: {...}"
+        if "Could not locate" not in str(error):
+            raise
+        found = re.search(r"'module': '([^']*)', 'class_name': '([^']*)'", str(error))
+        named = f"{found.group(1)}.{found.group(2)}" if found else str(error).split(".")[0]
+        raise ValueError(
+            f"'{path}' asks for {named}, which is no Keras or tfxfer class: it was not saved by tfxfer, or names "
+            "code from elsewhere (refused, never imported). Load it with the code that saved it, if you trust it."
+        ) from error

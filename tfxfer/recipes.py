@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from tfxfer import deploy
+from tfxfer.data import identity
 from tfxfer.data.datasets import IMAGE_DATA, TEXT_DATA, data_from, image_examples, test_examples, text_examples
 from tfxfer.data.image_folder import fit_images, load_image_files
 from tfxfer.data.pipelines import image_dataset
@@ -28,18 +29,21 @@ from tfxfer.exporting import export as export_model
 from tfxfer.files import write_atomically, write_json
 from tfxfer.fit_config import FitConfig
 from tfxfer.log import logger, say
+from tfxfer.memory import check_activations
 from tfxfer.methods.transferability import rank_sources
 from tfxfer.plots import confusion_matrix
 from tfxfer.predicting import check_output, predict_examples, read_inputs, write_predictions
 from tfxfer.run_folder import RunFolder
-from tfxfer.sources.kerashub import preset_rows
-from tfxfer.sources.registry import presets
+from tfxfer.sources.kerashub import is_sentence_encoder, preset_rows
+from tfxfer.sources.registry import get_preset, presets
 from tfxfer.sources.resolve import hub_cache_modules, resolve
 from tfxfer.tasks import ImageClassifier, TextClassifier
 from tfxfer.tasks.labels import ClassLabels
 from tfxfer.transfer import fine_tune, fit_head, self_train
 from tfxfer.transfer.contract import contract
+from tfxfer.transfer.contrastive import auto_iterations, contrastive_fine_tune
 from tfxfer.transfer.feature_cache import source_features
+from tfxfer.walk import walk_layers
 
 LEAK_SHARE = 0.01  # test examples also in the training data, above which a fit warns (20 Newsgroups: 0.5 %)
 
@@ -95,6 +99,14 @@ class Recipe:
         """A `tf.data` pipeline for fine-tuning, or None to fine-tune on the arrays."""
         return None
 
+    def check_resources(self, model):
+        """Refuses, before any data goes through `model`, settings this
+        machine cannot run (activations beyond its memory)."""
+
+    def check_values(self, x):
+        """Warns when the training inputs `x` are far from what the source
+        was trained on."""
+
     def model_inputs(self, model, x):
         """`x` in the form `model` takes (images: its channels and size)."""
         return x
@@ -139,6 +151,26 @@ class ImageRecipe(Recipe):
             x = load_image_files(list(x), (height or size, width or size))
         return fit_images(x, model.image_shape)
 
+    def check_resources(self, model):
+        config = self.config
+        fine_tunes = config.epochs != 0 and (config.epochs != "auto" or model.fine_tunes_by_default)
+        check_activations(model, config.batch_size, fine_tunes, f"--input-size {config.input_size}")
+
+    def check_values(self, x):
+        preset = get_preset(self.config.source, kind="image")
+        if preset is None or preset.input_range is None or not len(x):
+            return
+        low, high = preset.input_range
+        sample = np.asarray(x[:: max(len(x) // 2048, 1)], dtype="float32")
+        seen_low, seen_high = np.percentile(sample, [0.1, 99.9]).tolist()
+        if seen_high < high / 8 or seen_high > 2 * high or seen_low < low - (high - low) / 2:
+            scale = f" (x{high / seen_high:.3g} here)" if 0 < seen_high < high / 8 else ""
+            logger.warning(
+                f"The training images' values span [{seen_low:.3g}, {seen_high:.3g}], but the source "
+                f"{preset.name!r} was trained on values in [{low}, {high}]: its features will mean little. "
+                f"Scale the images to its range{scale} before fitting."
+            )
+
     def training_data(self, x, y):
         config = self.config
         return image_dataset(x, y, batch_size=config.batch_size, shuffle=True, augment=config.augment, seed=config.seed)
@@ -150,15 +182,32 @@ class TextRecipe(Recipe):
     def checked(self):
         config = self.config
         form = resolve(config.source, "text").form
-        if form != "vectors":
-            if config.text_encoder is not None:
+        if form != "kerashub":
+            for option, value in (("--sequence-length", config.sequence_length), ("--contrastive", config.contrastive)):
+                if value not in (None, "auto", 0):
+                    raise ValueError(
+                        f"{option} applies to KerasHub encoders (a preset, or a Hugging Face / sentence-transformers "
+                        f"folder); {config.source!r} is {'word vectors' if form == 'vectors' else 'a TF-Hub module'}: "
+                        f"drop {option}."
+                    )
+        if form == "module" and config.text_encoder is not None:
+            raise ValueError(
+                f"--text-encoder applies to word-vector sources and KerasHub encoders; {config.source!r} is a "
+                "TF-Hub text module with its own encoder: drop --text-encoder."
+            )
+        if form == "kerashub":
+            if config.text_encoder == "rnn":
                 raise ValueError(
-                    f"--text-encoder applies to word-vector sources; {config.source!r} is a "
-                    f"{'KerasHub preset' if form == 'kerashub' else 'TF-Hub text module'} with its own encoder: "
-                    "drop --text-encoder."
+                    "--text-encoder rnn reads word vectors token by token; a KerasHub encoder gives one vector per "
+                    "text: pass --text-encoder vectors or hybrid."
                 )
-            return self
-        return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or "hybrid"))
+            # A sentence encoder beside a TF-IDF by default; a classification
+            # backbone (CLS, made to be fine-tuned) alone.
+            default = "hybrid" if is_sentence_encoder(config.source) else "vectors"
+            return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or default))
+        if form == "vectors":
+            return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or "hybrid"))
+        return self
 
     def read(self, data):
         config = self.config
@@ -170,6 +219,8 @@ class TextRecipe(Recipe):
         # The vocabulary comes from all training text: unlabelled text is cheap.
         texts = data.x_train if unlabelled is None else np.concatenate([data.x_train, unlabelled])
         options = {"encoder": config.text_encoder} if config.text_encoder else {}
+        if config.sequence_length:
+            options["sequence_length"] = config.sequence_length
         return TextClassifier.from_preset(
             config.source, len(data.class_names), texts=texts, seed=config.seed, **self.labels(data), **options
         )
@@ -188,12 +239,34 @@ def fit(config, run_dir, overwrite=False):
     config = recipe.config
     data = recipe.load().limited(config.labels_per_class, config.seed)
     unlabelled = _unlabelled(recipe, data)
+    model, strategy = _built(recipe, data, unlabelled)  # refused here, the run folder is not made
+    files = identity.fingerprints(_data_paths(config))
     run = RunFolder(run_dir)
     with run.lock():  # one process per folder
-        run.start(config.record(data.class_names), overwrite)
+        if not overwrite:
+            _refuse_changed_data(run, config, "rerun", "pass --overwrite to start over on the data as it is now")
+        run.start({**config.record(data.class_names), "data_files": files}, overwrite)
         if config.export:
             run.check_export_free()
-        return _train(recipe, run, data, unlabelled)
+        return _train(recipe, run, model, strategy, data, unlabelled)
+
+
+def _data_paths(config):
+    return {"data": config.data, "test_data": config.test_data}
+
+
+def _refuse_changed_data(run, config, what, fix, record=None):
+    """Refuses to `what` a run whose `--data` / `--test-data` changed since it read them."""
+    if record is None:
+        if not os.path.isfile(run.config_file):
+            return
+        try:
+            record = run.read_config()
+        except ValueError:
+            return  # a damaged config: `RunFolder.start` names it
+    changed = identity.changes(_data_paths(config), record.get("data_files"))
+    if changed:
+        raise ValueError(f"Cannot {what} the run in '{run.path}': {'; '.join(changed)}. To go on, {fix}.")
 
 
 def _with_absolute_paths(config):
@@ -237,14 +310,23 @@ def _unlabelled(recipe, data):
     return pool
 
 
-def _train(recipe, run, data, unlabelled):
+def _built(recipe, data, unlabelled):
+    """`(model, strategy)`: the task model built in the strategy's scope, and
+    checked against this machine's resources."""
     config = recipe.config
     set_precision(config.precision)
     strategy = resolve_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)  # the run's one global seed, set by the application
     with strategy.scope():
         model = recipe.build(data, unlabelled)
+    recipe.check_resources(model)
+    return model, strategy
+
+
+def _train(recipe, run, model, strategy, data, unlabelled):
+    config = recipe.config
     data = recipe.for_model(model, data)
+    recipe.check_values(data.x_train)
     unlabelled = None if unlabelled is None else recipe.model_inputs(model, unlabelled)
     leaked = shared_examples(data.x_train, data.x_test)
     if leaked and len(leaked) >= LEAK_SHARE * len(data.x_test):  # a few cross-posts are the data's; a share is a leak
@@ -286,6 +368,12 @@ def train_and_report(model, data, run, config, *, train=None, unlabelled=None, v
     self_trains = bool(config.head_epochs) and unlabelled is not None and len(unlabelled) > 0
     common = {"validation_data": validation, "verbose": verbose}
     weights = class_weights(config.class_weight, y_train, data.class_names)
+    iterations = contrastive_iterations(model, config, y_train)
+    if iterations:
+        histories["contrastive"] = contrastive_fine_tune(
+            model, x_train, y_train, iterations=iterations, seed=config.seed, checkpoint_dir=run.checkpoints,
+            callbacks=[run.tensorboard("contrastive")], verbose=verbose,
+        )  # fmt: skip
     if config.head_epochs and (epochs or not self_trains):  # a head for fine-tuning to start from
         histories["head"] = fit_head(
             model,
@@ -322,6 +410,26 @@ def train_and_report(model, data, run, config, *, train=None, unlabelled=None, v
     results["train_seconds"] = round(time.perf_counter() - started, 1)
     _write_run(run, model, data, histories, results, config.export)
     return results
+
+
+CONTRASTIVE_LABELS_PER_CLASS = 16  # up to this many labels per class (median), `--contrastive auto` runs SetFit
+
+
+def contrastive_iterations(model, config, y):
+    """SetFit's iterations for `--contrastive` (0: none): `"auto"` runs
+    `auto_iterations` for a sentence encoder used frozen (or in the
+    hybrid) when the labels are few, at most `CONTRASTIVE_LABELS_PER_CLASS`
+    per class (the median class); a number asks for it on any KerasHub
+    text encoder."""
+    choice = getattr(config, "contrastive", 0)
+    if choice == 0 or np.ndim(y) != 1:
+        return 0
+    if choice != "auto":
+        return choice
+    if model.fine_tunes_by_default or not any(getattr(layer, "pooling", None) for layer in walk_layers(model.backbone)):
+        return 0
+    per_class = float(np.median(np.bincount(np.asarray(y))[np.bincount(np.asarray(y)) > 0]))
+    return auto_iterations(len(y)) if per_class <= CONTRASTIVE_LABELS_PER_CLASS else 0
 
 
 def class_weights(choice, y, class_names):
@@ -372,11 +480,19 @@ def load_run(run_dir, safe_mode=True):
     record = run.read_config()
     if not os.path.isfile(run.model):
         raise FileNotFoundError(f"No model.keras in '{run.path}': did `tfxfer fit` finish there?")
+    recipe = recipe_for(FitConfig.from_record(record))
     model = load_model(run.model, safe_mode=safe_mode)
+    expected = {"image": ImageClassifier, "text": TextClassifier}[recipe.kind]
+    if not isinstance(model, expected):
+        raise ValueError(
+            f"'{run.model}' holds a {type(model).__name__}, but '{run.path}' is a `fit {recipe.kind}` run (its "
+            f"config.json): the model file was replaced by another's. Copy a run's whole folder, not its "
+            f"model.keras, or rerun `tfxfer fit {recipe.kind} ... --overwrite` here."
+        )
     names = record.get("class_names")
     if names and model.class_names == list(ClassLabels.numbered(len(names)).names) and len(names) == model.num_classes:
         model.class_labels = ClassLabels.of(len(names), names)  # a model saved before it kept its names
-    return recipe_for(FitConfig.from_record(record)), model, run, record
+    return recipe, model, run, record
 
 
 def evaluate_run(run_dir, data=None, safe_mode=True):
@@ -384,7 +500,10 @@ def evaluate_run(run_dir, data=None, safe_mode=True):
     (every example of it, or its test split where it has one; by default
     the run's own test split), written to `evaluation.json` with a
     confusion plot. Returns `(results, data name)`."""
-    recipe, model, run, _ = load_run(run_dir, safe_mode)
+    recipe, model, run, record = load_run(run_dir, safe_mode)
+    if data is None:  # the run's own test split: only if its data is what the run read
+        fix = "evaluate on it as it is now with --data PATH, or rerun the fit"
+        _refuse_changed_data(run, recipe.config, "evaluate", fix, record)
     name = data or recipe.config.test_data or recipe.config.data
     x, y = run_test_data(recipe, model, data)
     results = test_figures(model, x, y, model.class_names)

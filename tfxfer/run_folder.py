@@ -22,6 +22,7 @@ Only the chief writes in a multi-worker cluster (`tfxfer.distribute.is_chief`).
 
 import contextlib
 import csv
+import fnmatch
 import json
 import os
 import platform
@@ -31,20 +32,25 @@ from tfxfer.distribute import is_chief
 from tfxfer.files import write_atomically, write_json
 from tfxfer.fit_config import FitConfig
 
-# What tfxfer writes in a run folder: all that `start(overwrite=True)` removes.
+# What tfxfer writes in a run folder, as patterns of paths relative to it
+# (`fnmatch`: `*` spans folders too): all that `start(overwrite=True)`
+# removes. A user's own files, in any subfolder, stay.
 OWN_FILES = (
     "config.json",
     "metrics.csv",
     "metrics.json",
     "evaluation.json",
     "model.keras",
-    "logs",
-    "checkpoints",
-    "plots",
-    "export",
-    "export.manifest.json",
+    "export.manifest.json",  # the export's own files are listed in it
     "representative.json",
+    "plots/curves.png",
+    "plots/confusion.png",
+    "plots/evaluation_confusion.png",
+    "logs/*/events.out.tfevents.*",  # TensorBoard's, per stage (and its train/, validation/)
+    "checkpoints/*/done.weights.h5",  # a stage's end marker
+    "checkpoints/*/backup/*",  # Keras' backups of a stage, under the folder tfxfer names
 )
+OWN_FOLDERS = ("plots", "logs", "checkpoints", "export")  # removed once emptied of tfxfer's files
 # Settings that do not change the result: a rerun may differ in them.
 NOT_IDENTITY = FitConfig.not_identity()
 
@@ -101,13 +107,17 @@ class RunFolder:
                     shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
 
     def remove_own_files(self):
-        """Removes what tfxfer writes here (`OWN_FILES`), nothing else."""
-        for name in OWN_FILES:
-            path = os.path.join(self.path, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            elif os.path.lexists(path):
-                os.remove(path)
+        """Removes what tfxfer writes here (`OWN_FILES`, and the files its
+        last export wrote), nothing else; then its folders left empty."""
+        exported = {os.path.join("export", name) for name in self._export_manifest()}
+        for relative in _files_under(self.path):
+            posix = relative.replace(os.sep, "/")
+            if relative in exported or any(fnmatch.fnmatchcase(posix, pattern) for pattern in OWN_FILES):
+                os.remove(os.path.join(self.path, relative))
+        for name in OWN_FOLDERS:
+            for folder, _, _ in sorted(os.walk(os.path.join(self.path, name)), reverse=True):  # deepest first
+                with contextlib.suppress(OSError):  # not empty: a user's files are in it
+                    os.rmdir(folder)
 
     @contextlib.contextmanager
     def lock(self):

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from tfxfer.data.hidden import visible
 from tfxfer.data.limits import IMAGE_PIXELS, LimitError, check_regular_file
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -59,6 +60,8 @@ def image_folder_files(root, class_names=None):
     `class_names` (by default the sub-folders, sorted)."""
     root = os.fspath(root)
     found = class_folders(root) if os.path.isdir(root) else []
+    if found:
+        visible(os.listdir(root), root)  # says which hidden folders class_folders left out
     if not found:
         raise FileNotFoundError(
             f"No class folders with images under '{root}': expected "

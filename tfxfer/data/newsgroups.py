@@ -21,9 +21,9 @@ import numpy as np
 
 from tfxfer._compat import newsgroup_strippers
 from tfxfer.data.archives import checked_members, is_tar_archive, reading_archive
+from tfxfer.data.hidden import visible
 from tfxfer.data.limits import check_regular_file
 from tfxfer.data.safe_pickle import NUMPY_ARRAYS, SKLEARN_BUNCH, restricted_loads
-from tfxfer.log import logger
 from tfxfer.validation import check_choice
 
 SPLITS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
@@ -98,14 +98,6 @@ def _missing(origin, split):
     )
 
 
-def _visible(names, folder):
-    """`names` without hidden ones (`.ipynb_checkpoints`, `.DS_Store`), which are no newsgroup or post."""
-    hidden = sorted(name for name in names if name.startswith("."))
-    if hidden:
-        logger.warning(f"'{folder}': skipping hidden {', '.join(hidden)}")
-    return [name for name in names if not name.startswith(".")]
-
-
 def _from_folders(root, splits, required):
     posts = {}
     for split in splits:
@@ -116,9 +108,9 @@ def _from_folders(root, splits, required):
             if split in required:
                 raise _missing(root, split)
             continue
-        for group in _visible(os.listdir(folder), folder):
+        for group in visible(os.listdir(folder), folder):
             if os.path.isdir(os.path.join(folder, group)):
-                for name in _visible(os.listdir(os.path.join(folder, group)), os.path.join(folder, group)):
+                for name in visible(os.listdir(os.path.join(folder, group)), os.path.join(folder, group)):
                     post = os.path.join(folder, group, name)
                     check_regular_file(post)
                     if os.path.isfile(post):

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from tfxfer.data.examples import Examples
+from tfxfer.data.hidden import visible
 from tfxfer.data.limits import check_regular_file
 
 
@@ -39,6 +40,8 @@ def read_text_folder(root, encoding="utf-8"):
     from sklearn.datasets import load_files
 
     classes = text_class_folders(root)
+    if classes:
+        visible(os.listdir(root), root)  # says which hidden folders are no class
     if len(classes) < 1:
         raise FileNotFoundError(
             f"No class folders under '{root}': expected '{root}/<class name>/<text file>' (any file names), "

@@ -42,6 +42,9 @@ class Preset:
         aliases: other names that select it.
         architecture / weights: for Keras Applications presets.
         shipped: the folder name under `models/` for sources tfxfer ships.
+        input_range: images: the `(low, high)` pixel values the source was
+            trained on, as it takes them (raw 0-255 for Keras Applications,
+            whose preprocessing is inside).
     """
 
     name: str
@@ -51,6 +54,7 @@ class Preset:
     architecture: str | None = None
     weights: str | None = None
     shipped: str | None = None
+    input_range: tuple | None = None
 
     @property
     def path(self):
@@ -99,6 +103,7 @@ def _table():
                     f"Keras Applications {architecture}, {what}",
                     architecture=architecture,
                     weights=weights,
+                    input_range=(0, 255),
                 )
             )
     rows.append(
@@ -108,6 +113,7 @@ def _table():
             "small CNN trained on scikit-learn's digits 0-4 (8x8 grey images)",
             aliases=(EMBEDDED_ALIAS,),
             shipped=EMBEDDED_NAME,
+            input_range=(0, 16),  # scikit-learn's digits
         )
     )
     rows.append(

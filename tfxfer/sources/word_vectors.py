@@ -307,6 +307,7 @@ def _sniff(path):
         head = file.read(4096)
     if head.startswith(_FASTTEXT_MAGIC):
         return "fasttext-binary"
+    _refuse_wide_encodings(path, head)
     first_line, _, rest = head.partition(b"\n")
     fields = first_line.split()
     if len(fields) == 2 and all(f.isdigit() for f in fields):
@@ -319,6 +320,29 @@ def _sniff(path):
             return "word2vec-binary"
         return "fasttext" if name.endswith(".vec") else "word2vec"
     return "glove"
+
+
+_WIDE_ENCODINGS = {  # byte-order marks, longest first
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def _refuse_wide_encodings(path, head):
+    """Vector files are UTF-8 text (or binary with a UTF-8 header): a
+    UTF-16/32 file (Windows' "Unicode") is named as such, with the fix,
+    rather than as lines whose values are not numbers."""
+    encoding = next((name for mark, name in _WIDE_ENCODINGS.items() if head.startswith(mark)), None)
+    first_line = head.partition(b"\n")[0]
+    if encoding is None and first_line.count(b"\0") > len(first_line) // 4:  # UTF-16 without a mark: every other byte 0
+        encoding = "UTF-16"
+    if encoding:
+        raise ValueError(
+            f"'{path}' is {encoding} text; word-vector files are UTF-8. Convert it, e.g. "
+            f"`iconv -f {encoding} -t UTF-8 '{path}' > vectors.txt`, or save it as UTF-8."
+        )
 
 
 def _read(path, format, allow_pickle, limit):
