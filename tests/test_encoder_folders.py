@@ -101,6 +101,15 @@ def test_folders_kerashub_cannot_convert_are_one_line_naming_the_type_or_the_fil
     with pytest.raises(FileNotFoundError, match="has neither vocab.txt nor tokenizer.json"):
         KerasHubFeatures.from_preset(str(no_tokenizer))
     assert not encoder_folders.is_encoder_folder(tmp_path / "missing")
+    cut = write_bert_folder(tmp_path / "cut")
+    weights = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ValueError, match="KerasHub could not convert the Hugging Face folder .*SafetensorError"):
+        KerasHubFeatures.from_preset(str(cut))
+    broken = write_bert_folder(tmp_path / "broken")
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json' is not valid JSON .* names its model_type"):
+        resolve(str(broken), "text")
 
 
 def test_truncation_is_measured_and_a_sentence_encoder_is_not_fine_tuned_by_default(tmp_path, cache):
@@ -158,3 +167,15 @@ def test_texts_are_read_in_batches_of_like_length_with_the_features_of_the_full_
     features, _ = extract_features(source, texts, batch_size=2, progress=False)
     np.testing.assert_allclose(features, np.asarray(source(texts)), atol=1e-5)  # all at 64 tokens
     assert source.preprocessing.sequence_length == 64 and source.truncated_share(texts) == 1 / 6
+
+
+def test_a_damaged_per_text_shard_is_dropped_and_its_texts_recomputed(tmp_path, cache, caplog):
+    source = KerasHubFeatures.from_preset(str(write_bert_folder(tmp_path / "encoder")))
+    first, _ = extract_features(source, TEXTS, progress=False)
+    (rows,) = [path for path in cache.rglob("*.npy") if not path.name.endswith(".keys.npy")]
+    rows.write_bytes(rows.read_bytes()[:100])  # cut inside its data
+    with caplog.at_level("WARNING", logger="tfxfer"):
+        again, hit = extract_features(source, TEXTS, progress=False)
+    assert not hit and any("is damaged" in message and "recomputed" in message for message in caplog.messages)
+    np.testing.assert_allclose(again, first, atol=1e-6)
+    assert extract_features(source, TEXTS, progress=False)[1]  # the new shard serves the next call

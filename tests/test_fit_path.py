@@ -134,7 +134,7 @@ def test_environment_paths_and_tf_config(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert settings.cache_folder("features") == os.path.join(str(tmp_path), "tfxfer", "features")  # empty: unset
     monkeypatch.setenv("TF_CONFIG", "{not json")
-    with pytest.raises(settings.SettingError, match="TF_CONFIG is not JSON"):
+    with pytest.raises(settings.SettingError, match="TF_CONFIG='{not json' is not JSON"):
         settings.tf_config()
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {}, "task": {}}')
     assert settings.tf_config() == {"cluster": {}, "task": {}}
@@ -288,3 +288,16 @@ def test_an_input_size_whose_activations_exceed_memory_is_refused_before_the_run
     with pytest.raises(ValueError, match="pass --batch-size 3 or less"):
         check_activations(model, 64, True, "--input-size 96", available=int(3.5 * 2 * 4 * total / 0.8))
     assert check_activations(model, 3, True, "--input-size 96", available=int(3.5 * 2 * 4 * total / 0.8)) > 0
+
+
+def test_a_tpu_strategy_without_a_tpu_and_zero_demo_seeds_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
+    fit = ["fit", "image", "--source", "embedded", "--data", "digits", "--run-dir", str(tmp_path / "r")]
+    tpu = CliRunner().invoke(main, [*fit, "--strategy", "tpu"])
+    assert tpu.exit_code == 1 and tpu.output.strip() == (
+        "Error: No TPU could be reached: set TPU_NAME, or use strategy('auto') on this machine."
+    )
+    assert not (tmp_path / "r").exists()
+    seeds = CliRunner().invoke(main, ["demo", "--seeds", "0"])
+    assert seeds.exit_code == 2 and "0 is not in the range x>=1" in seeds.output

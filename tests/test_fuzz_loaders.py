@@ -232,3 +232,42 @@ def test_json_lines_of_any_fields(rows):
 
     content = "".join(json.dumps(row) + "\n" for row in rows).encode()
     _only_value_errors(lambda path: read_table(path, "text", multi_label=True).encoded(), _write(".jsonl", content))
+
+
+# Environment values: any text in any variable tfxfer reads gives a value of the
+# expected kind, or a SettingError naming the variable and the value.
+_env_text = st.one_of(  # what an environment can hold: no NUL, no lone surrogate
+    st.text(alphabet=st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=12),
+    st.sampled_from(["4GiB", "4 GiB", "200,000", "1.5k", "inf", "nan", "-1", "0", "1e9", "0x10", "  ", "1 TB", "ÿ"]),
+)
+
+
+@FUZZ
+@given(text=_env_text)
+def test_any_environment_value_is_read_or_named(text):
+    from tfxfer import settings as env
+
+    readers = {
+        "TFXFER_MAX_ENTRY_BYTES": lambda: env.size("TFXFER_MAX_ENTRY_BYTES", 7),
+        "TFXFER_VERBOSE": env.show_tensorflow_logs,
+        "TF_CONFIG": env.tf_config,
+        "TFXFER_CACHE": lambda: env.cache_folder("features"),
+    }
+    for name, read in readers.items():
+        saved = os.environ.get(name)
+        os.environ[name] = text
+        try:
+            value = read()
+        except env.SettingError as error:
+            assert f"{name}={text!r}" in str(error)
+        else:
+            if not text.strip():  # empty counts as unset
+                assert value in (7, False, None) or name == "TFXFER_CACHE"
+            elif name == "TFXFER_MAX_ENTRY_BYTES":
+                assert isinstance(value, int) and value >= 1
+            elif name == "TF_CONFIG":
+                assert isinstance(value, dict)
+            elif name == "TFXFER_CACHE":
+                assert value == os.path.expanduser(text)
+        finally:
+            os.environ.pop(name) if saved is None else os.environ.__setitem__(name, saved)

@@ -110,6 +110,11 @@ def tpu_attached():
     return _value("TPU_NAME") is not None or _value("COLAB_TPU_ADDR") is not None
 
 
+def _shown(text, limit=80):
+    """`text` as an error message quotes it: repr, cut at `limit` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
 def tf_config():
     """`TF_CONFIG` as a dict (None when unset), checked to be a JSON object."""
     text = _value("TF_CONFIG")
@@ -119,12 +124,14 @@ def tf_config():
         config = json.loads(text)
     except ValueError as error:
         raise SettingError(
-            f"TF_CONFIG is not JSON ({error}): set it as "
+            f"TF_CONFIG={_shown(text)} is not JSON ({error}): set it as "
             '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}, '
             "or unset it for one machine."
         ) from None
     if not isinstance(config, dict):
-        raise SettingError(f"TF_CONFIG holds {type(config).__name__}, not a JSON object with 'cluster' and 'task'.")
+        raise SettingError(
+            f"TF_CONFIG={_shown(text)} holds {type(config).__name__}, not a JSON object with 'cluster' and 'task'."
+        )
     return config
 
 

@@ -36,9 +36,15 @@ def is_encoder_folder(path):
         return False
     try:
         with open(config, encoding="utf-8") as file:
-            return "model_type" in json.load(file)
-    except (OSError, ValueError):
+            declared = json.load(file)
+    except (OSError, ValueError) as error:
+        if os.path.isfile(os.path.join(path, "model.safetensors")):  # a Hugging Face folder whose config broke
+            raise ValueError(
+                f"'{config}' is not valid JSON ({error}): a Hugging Face folder's config.json names its "
+                "model_type and sizes; restore it from the model's source."
+            ) from None
         return False
+    return isinstance(declared, dict) and "model_type" in declared
 
 
 def model_type(folder):
