@@ -179,3 +179,27 @@ def test_a_damaged_per_text_shard_is_dropped_and_its_texts_recomputed(tmp_path, 
     assert not hit and any("is damaged" in message and "recomputed" in message for message in caplog.messages)
     np.testing.assert_allclose(again, first, atol=1e-6)
     assert extract_features(source, TEXTS, progress=False)[1]  # the new shard serves the next call
+
+
+def test_sources_lists_the_encoder_folders_in_the_hugging_face_and_sentence_transformers_caches(
+    tmp_path, cache, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from tfxfer.cli import main
+
+    hub, sentence = tmp_path / "hf" / "hub", tmp_path / "st"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(sentence))
+    snapshot = write_bert_folder(hub / "models--sentence-transformers--tiny-bert" / "snapshots" / "abc123")
+    write_bert_folder(sentence / "plain-bert", pooling=None)
+    write_bert_folder(sentence / "a-gpt", model_type="gpt2")  # not an encoder tfxfer reads: not offered
+    lines = CliRunner().invoke(main, ["sources"], catch_exceptions=False).output.splitlines()
+    rows = {line.split()[1]: (line, lines[i + 1].strip()) for i, line in enumerate(lines) if line.startswith("hf: ")}
+    assert sorted(rows) == ["plain-bert", "sentence-transformers/tiny-bert"]
+    line, location = rows["sentence-transformers/tiny-bert"]
+    assert "bert encoder, mean pooling, normalised, 16 tokens" in line and location == f"cached: {snapshot}"
+    assert "bert encoder, mean pooling" in rows["plain-bert"][0]
+    # What it lists is a source as it is.
+    model = tfxfer.TextClassifier.from_preset(location.removeprefix("cached: "), 2)
+    assert model.predict(TEXTS, verbose=0).shape == (4, 2)

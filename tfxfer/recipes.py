@@ -34,6 +34,7 @@ from tfxfer.methods.transferability import rank_sources
 from tfxfer.plots import confusion_matrix
 from tfxfer.predicting import check_output, predict_examples, read_inputs, write_predictions
 from tfxfer.run_folder import RunFolder
+from tfxfer.sources.encoder_folders import cached_encoders, describe
 from tfxfer.sources.kerashub import is_sentence_encoder, preset_rows
 from tfxfer.sources.registry import get_preset, presets
 from tfxfer.sources.resolve import hub_cache_modules, resolve
@@ -613,6 +614,7 @@ def source_rows():
         rows.append((preset.name, preset.kind, preset.description + aliases, preset.location))
     rows += [(f"tfhub: {name}", "", f"cached: {folder}", None) for name, folder in hub_cache_modules()]
     rows += [(f"kerashub: {name}", kind, description, location) for name, kind, description, location in preset_rows()]
+    rows += [(f"hf: {name}", "text", describe(folder), f"cached: {folder}") for name, folder in cached_encoders()]
     return rows
 
 

@@ -13,6 +13,8 @@ each call (not at import), so a notebook can set `os.environ[...]` too.
 | `KERAS_HOME` | Keras' download cache (read as Keras reads it) | a path |
 | `XDG_CACHE_HOME` | the base of `~/.cache` | a path |
 | `TFHUB_CACHE_DIR` | TF-Hub's module cache | a path |
+| `HF_HUB_CACHE`, `HF_HOME` | Hugging Face's model cache (`tfxfer sources`) | a path |
+| `SENTENCE_TRANSFORMERS_HOME` | sentence-transformers' model cache (`tfxfer sources`) | a path |
 | `TF_CONFIG` | the multi-worker cluster (TensorFlow's own variable) | JSON |
 | `TPU_NAME`, `COLAB_TPU_ADDR` | an attached TPU | any non-empty value |
 
@@ -98,6 +100,16 @@ def models_override():
 def keras_cache_folder(subdir):
     """`$KERAS_HOME/<subdir>`, `~/.keras/<subdir>` by default (where Keras keeps its downloads)."""
     return os.path.join(path("KERAS_HOME", os.path.expanduser(os.path.join("~", ".keras"))), subdir)
+
+
+def encoder_cache_folders():
+    """Where Hugging Face and sentence-transformers keep downloaded models:
+    `$HF_HUB_CACHE` (else `$HF_HOME/hub`, `~/.cache/huggingface/hub`) and
+    `$SENTENCE_TRANSFORMERS_HOME` (else `~/.cache/torch/sentence_transformers`)."""
+    cache = path("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    hub = path("HF_HUB_CACHE") or os.path.join(path("HF_HOME", os.path.join(cache, "huggingface")), "hub")
+    sentence = path("SENTENCE_TRANSFORMERS_HOME", os.path.join(cache, "torch", "sentence_transformers"))
+    return hub, sentence
 
 
 def tfhub_cache_folder():

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 
-from tfxfer.settings import cache_folder
+from tfxfer.settings import cache_folder, encoder_cache_folders
 
 # Hugging Face `model_type`s whose KerasHub converter builds a text encoder.
 ENCODER_TYPES = ("albert", "bert", "distilbert", "roberta", "xlm-roberta")
@@ -145,3 +145,36 @@ def _derived_tokenizer_files(folder, kind, needed):
         f"'{folder}' lacks {missing}, and its tokenizer.json ({model.get('type', 'no model')}) cannot give them "
         f"for a {kind!r} model: copy {missing} from the model's source."
     )
+
+
+def cached_encoders():
+    """`(name, folder)` of the encoder folders in the Hugging Face hub cache
+    (`models--org--name/snapshots/<revision>`) and the sentence-transformers
+    cache (`<name>/`) that tfxfer can read as sources (`ENCODER_TYPES`)."""
+    hub, sentence = encoder_cache_folders()
+    candidates = []
+    if os.path.isdir(hub):
+        for entry in sorted(os.listdir(hub)):
+            snapshots = os.path.join(hub, entry, "snapshots")
+            if entry.startswith("models--") and os.path.isdir(snapshots):
+                name = entry.removeprefix("models--").replace("--", "/")
+                candidates += [(name, os.path.join(snapshots, rev)) for rev in sorted(os.listdir(snapshots))]
+    if os.path.isdir(sentence):
+        candidates += [(entry, os.path.join(sentence, entry)) for entry in sorted(os.listdir(sentence))]
+    found = []
+    for name, folder in candidates:
+        try:
+            usable = is_encoder_folder(folder) and model_type(folder) in ENCODER_TYPES
+        except (OSError, ValueError):  # a broken download: not offered
+            usable = False
+        if usable and os.path.isfile(os.path.join(folder, "model.safetensors")):
+            found.append((name, folder))
+    return found
+
+
+def describe(folder):
+    """`"bert encoder, mean pooling, normalised, 256 tokens"`: what a folder declares."""
+    pooling, normalize = declared_pooling(folder)
+    length = declared_sequence_length(folder)
+    parts = [f"{model_type(folder)} encoder", f"{pooling or 'mean'} pooling"]
+    return ", ".join(parts + (["normalised"] if normalize else []) + ([f"{length} tokens"] if length else []))
