@@ -8,6 +8,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from helpers import write_bert_folder
+
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -42,9 +44,12 @@ def test_image_notebook(tmp_path):
 
 
 @pytest.mark.slow
-def test_text_notebook(tmp_path):
+def test_text_notebook(tmp_path, monkeypatch):
+    # The sentence-encoder section reads a tiny random BERT folder offline (KerasHub's preset in Colab).
+    monkeypatch.setenv("TFXFER_NOTEBOOK_ENCODER", str(write_bert_folder(tmp_path / "encoder")))
     text, notebook = _run("text_20newsgroups.ipynb", tmp_path)
     assert "words found" in text and "test accuracy" in text
+    assert "HybridTextFeatures pooling: mean" in text and "sentence encoder + TF-IDF: test accuracy" in text
     assert (tmp_path / "served" / "20news" / "saved_model.pb").is_file()
     assert _figures(notebook) >= 2
 

@@ -6,8 +6,9 @@ word vectors) become Keras 3 layers (`HubFeatures`, `KerasHubFeatures`,
 task models (`ImageClassifier`, `TextClassifier`, `MultiTaskClassifier`,
 all a `Task`) put a head, or one per task, on them;
 `fit_head`, `fit_stage` and `fine_tune` train them, `self_train` with
-unlabelled data too; `export` writes a SavedModel that serves raw inputs
-(or a LiteRT or ONNX file, verified with its own runtime),
+unlabelled data too, `contrastive_fine_tune` a sentence encoder on few
+labels; `export` writes a SavedModel that serves raw inputs (or a LiteRT
+or ONNX file, verified with its own runtime),
 `load_model` reads a saved `.keras` file back. `presets()` lists the named
 sources, `rank_sources` scores candidates on your data before any training.
 A user's own Keras models are reused with `transfer_weights` and
@@ -46,6 +47,7 @@ _PUBLIC = {
     "Task": "tfxfer.tasks",
     "TextClassifier": "tfxfer.tasks",
     "clone_structure": "tfxfer.transfer",
+    "contrastive_fine_tune": "tfxfer.transfer",
     "fine_tune": "tfxfer.transfer",
     "fit_head": "tfxfer.transfer",
     "fit_stage": "tfxfer.transfer",

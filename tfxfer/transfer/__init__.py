@@ -1,5 +1,6 @@
 """Transfer strategies: feature extraction on cached features, staged
-fine-tuning, self-training and FixMatch on unlabelled data, and the
+fine-tuning, self-training and FixMatch on unlabelled data, contrastive
+(SetFit) fine-tuning of a sentence encoder on few labels, and the
 primitives they are made of (one training stage, block groups, the BatchNorm
 switch, optimizers with per-group learning rates, how long a stage runs);
 parameter and structure transfer between a user's own Keras models.
@@ -10,6 +11,7 @@ parameter and structure transfer between a user's own Keras models.
 from tfxfer.transfer.budget import MIN_STEPS, noise_margin, stage_plan
 from tfxfer.transfer.consistency import FixMatchTrainer, fixmatch_dataset, fixmatch_fine_tune
 from tfxfer.transfer.contract import Transferable
+from tfxfer.transfer.contrastive import PairSimilarityTrainer, contrastive_fine_tune, contrastive_pairs
 from tfxfer.transfer.feature_cache import extract_features
 from tfxfer.transfer.fine_tuning import block_groups, fine_tune, group_rate_multipliers, set_batchnorm, unfreeze_top
 from tfxfer.transfer.head import fit_head
@@ -25,12 +27,15 @@ __all__ = [
     "Adam",
     "AdamW",
     "FixMatchTrainer",
+    "PairSimilarityTrainer",
     "SelfTrainingResult",
     "Transferable",
     "WeightTransfer",
     "block_groups",
     "clone_structure",
     "confident_picks",
+    "contrastive_fine_tune",
+    "contrastive_pairs",
     "extract_features",
     "fine_tune",
     "fit_head",

@@ -57,7 +57,9 @@ class PairSimilarityTrainer(keras.Model):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(self(pairs, training=True) - tf.cast(similarity, "float32")))
         variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        # The pooling a sentence encoder declares leaves the backbone's pooler unused: no gradient, no update.
+        pairs = [(g, v) for g, v in zip(tape.gradient(loss, variables), variables, strict=True) if g is not None]
+        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
