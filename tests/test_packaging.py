@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import setuptools
 
-from helpers import FIT_TEXT_DEFAULTS, ticket_rows, write_digit_pngs, write_tickets
+from helpers import FIT_TEXT_DEFAULTS, ticket_rows, write_bert_folder, write_digit_pngs, write_tickets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -161,6 +161,7 @@ def test_text_notebook_runs_on_the_installed_form(installed, tmp_path):
 
 SERVED_NAMES = """
 import json, sys, tensorflow as tf
+import tensorflow_text  # the ops of KerasHub's tokenizers, as docs/kerashub.md tells a consumer of such an export
 import numpy as np
 from PIL import Image
 rows = [json.loads(line) for line in open(sys.argv[3])]
@@ -197,6 +198,7 @@ USER_DATA = {  # form: (fit command, how the data is written)
     "text.tsv": ("text", ".tsv"),
     "text.jsonl": ("text", ".jsonl"),
     "text folder": ("text", "folder"),
+    "text.csv, encoder folder": ("text", ".csv"),  # --source: a sentence-transformers folder on disk
     "image.csv": ("image", ".csv"),
     "image folder": ("image", "folder"),
 }
@@ -209,7 +211,8 @@ def _user_data(tmp_path, form):
         suffix = "" if how == "folder" else how
         train = write_tickets(tmp_path / f"train{suffix}", ticket_rows(90), how)
         test = write_tickets(tmp_path / f"test{suffix}", ticket_rows(30, seed=1), how)
-        return ["fit", "text", "--data", train.name], test.name
+        source = ["--source", str(write_bert_folder(tmp_path / "encoder"))] if "encoder" in form else []
+        return ["fit", "text", *source, "--data", train.name], test.name
     train = write_digit_pngs(tmp_path / "train", per_class=10)
     test = write_digit_pngs(tmp_path / "test", per_class=10, offset=10)
     if how == "folder":  # the same images as class folders
