@@ -8,7 +8,10 @@ quotes removed, the CLI's stratified 20 % test split (2,263 posts); each
 CLI row in a fresh process, the feature cache shared between rows (the
 first row that reads a text pays for it), rows:
 
-- defaults: `--source FOLDER` and nothing else;
+- defaults: `--source FOLDER` and nothing else (with few labels, the posts
+  given none self-train the head of the frozen hybrid);
+- defaults, no unlabelled data: `--unlabelled none` (with few labels,
+  SetFit's contrastive fine-tuning of the hybrid's encoder, then the head);
 - frozen + head: the encoder alone, frozen, the solved head, no unlabelled
   data (`--text-encoder vectors --contrastive 0 --unlabelled none`);
 - contrastive + head: the same after SetFit's contrastive fine-tuning
@@ -42,13 +45,15 @@ from defaults import NEWS, run_cli, tfidf_svc  # noqa: E402
 
 ROWS = {
     "defaults": [],
+    "defaults, no unlabelled data": ["--unlabelled", "none"],
     "frozen + head": ["--text-encoder", "vectors", "--contrastive", "0", "--unlabelled", "none"],
     "contrastive + head": ["--text-encoder", "vectors", "--contrastive", "N", "--unlabelled", "none"],
     "contrastive + self-training": ["--text-encoder", "vectors", "--contrastive", "N"],
     "hybrid + self-training": ["--contrastive", "0"],
     "embedded (today's default)": None,
 }
-SHORT = {"defaults": "defaults", "frozen": "frozen + head", "contrastive": "contrastive + head"}
+SHORT = {"defaults": "defaults", "defaults-none": "defaults, no unlabelled data", "frozen": "frozen + head"}
+SHORT |= {"contrastive": "contrastive + head"}
 SHORT |= {"contrastive-self": "contrastive + self-training", "hybrid": "hybrid + self-training"}
 SHORT |= {"embedded": "embedded (today's default)"}
 
@@ -83,7 +88,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="10,50,0")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--rows", default=",".join(SHORT), help=f"of {', '.join(SHORT)}")
+    default_rows = "defaults,defaults-none,frozen,contrastive,contrastive-self,embedded"
+    parser.add_argument("--rows", default=default_rows, help=f"of {', '.join(SHORT)}")
     args = parser.parse_args(argv)
     import tfxfer
     from tfxfer.transfer.contrastive import auto_iterations

@@ -1,6 +1,8 @@
 """Contrastive (SetFit) fine-tuning of a sentence encoder: a tiny random
 BERT written as a sentence-transformers folder, texts of two topics."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,18 @@ def test_refusals_name_the_source_or_the_labels(model):
         contrastive_fine_tune(model, SPACE, [0, 0, 0, 0])
     with pytest.raises(ValueError, match="one class id per text. Received: 4 texts, labels of shape \\(3,\\)"):
         contrastive_fine_tune(model, SPACE, [0, 1, 1])
+
+
+def test_auto_runs_setfit_for_a_frozen_sentence_encoder_with_few_labels_and_nothing_unlabelled(model):
+    from tfxfer.fit_config import FitConfig
+    from tfxfer.recipes import contrastive_iterations
+
+    config = FitConfig(kind="text", source="encoder", data="tickets.csv")
+    few, many = np.repeat([0, 1], 10), np.repeat([0, 1], 40)
+    assert contrastive_iterations(model, config, few) == auto_iterations(20) == 20
+    assert contrastive_iterations(model, config, few, self_trains=True) == 0  # self-training the frozen head wins
+    assert contrastive_iterations(model, config, many) == 0
+    assert contrastive_iterations(model, replace(config, contrastive=3), many, self_trains=True) == 3
+    assert contrastive_iterations(model, replace(config, contrastive=0), few) == 0
+    words = tfxfer.TextClassifier.from_word_vectors(None, SPACE + FAITH, num_classes=2, dim=8)
+    assert contrastive_iterations(words, config, few) == 0  # no sentence encoder

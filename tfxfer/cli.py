@@ -323,7 +323,8 @@ def fit_image(**options):
     type=_WordOrNumber("auto"),
     help="Contrastive (SetFit) fine-tuning of a sentence encoder on pairs of labelled texts before the head: "
     "iterations (each pairs every labelled text with one of its class and one of another), 0 for none. "
-    "auto: about 2,000 pairs when there are at most 16 labels per class.",
+    "auto: about 2,000 pairs when there are at most 16 labels per class and no unlabelled texts (with them, "
+    "self-training the frozen encoder's head scored higher).",
 )
 @_training_options
 def fit_text(remove, **options):
