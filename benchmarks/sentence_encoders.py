@@ -74,13 +74,12 @@ def minilm_folder():
 
 def extraction_speed(folder, texts):
     """Texts per second of the frozen encoder through tfxfer's feature cache (cold)."""
-    from tfxfer.sources.kerashub import KerasHubFeatures
-    from tfxfer.transfer.feature_cache import extract_features
+    import tfxfer
 
-    source = KerasHubFeatures.from_preset(folder)
+    source = tfxfer.KerasHubFeatures.from_preset(folder)
     with tempfile.TemporaryDirectory() as cache:
         started = time.perf_counter()
-        extract_features(source, texts, batch_size=64, cache_dir=cache, progress=False)
+        tfxfer.transfer.extract_features(source, texts, batch_size=64, cache_dir=cache, progress=False)
         return len(texts) / (time.perf_counter() - started)
 
 
@@ -92,7 +91,7 @@ def main(argv=None):
     parser.add_argument("--rows", default=default_rows, help=f"of {', '.join(SHORT)}")
     args = parser.parse_args(argv)
     import tfxfer
-    from tfxfer.transfer.contrastive import auto_iterations
+    from tfxfer.transfer import auto_iterations
 
     encoder = minilm_folder()
     rows = [SHORT[name] for name in args.rows.split(",")]

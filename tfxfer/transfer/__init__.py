@@ -11,7 +11,7 @@ parameter and structure transfer between a user's own Keras models.
 from tfxfer.transfer.budget import MIN_STEPS, noise_margin, stage_plan
 from tfxfer.transfer.consistency import FixMatchTrainer, fixmatch_dataset, fixmatch_fine_tune
 from tfxfer.transfer.contract import Transferable
-from tfxfer.transfer.contrastive import PairSimilarityTrainer, contrastive_fine_tune, contrastive_pairs
+from tfxfer.transfer.contrastive import PairSimilarityTrainer, auto_iterations, contrastive_fine_tune, contrastive_pairs
 from tfxfer.transfer.feature_cache import extract_features
 from tfxfer.transfer.fine_tuning import block_groups, fine_tune, group_rate_multipliers, set_batchnorm, unfreeze_top
 from tfxfer.transfer.head import fit_head
@@ -31,6 +31,7 @@ __all__ = [
     "SelfTrainingResult",
     "Transferable",
     "WeightTransfer",
+    "auto_iterations",
     "block_groups",
     "clone_structure",
     "confident_picks",
