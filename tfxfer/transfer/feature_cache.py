@@ -19,6 +19,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 
 import keras
@@ -170,7 +171,10 @@ def _compute_shard(source, texts, batch_size, progress, lengths=None):
     else:
         batches = list(source.length_batches(lengths, batch_size))
     rows, functions = None, {}
-    with tqdm.tqdm(total=len(texts), desc="extracting features", unit="text", disable=not progress) as bar:
+    with (
+        tqdm.tqdm(total=len(texts), desc="extracting features", unit="text", disable=not progress) as bar,
+        _one_graph_per_length(),
+    ):
         for indices, length in batches:
             with source.reading(length) if length else contextlib.nullcontext():
                 if length not in functions:  # one graph per length, traced at it
@@ -181,6 +185,23 @@ def _compute_shard(source, texts, batch_size, progress, lengths=None):
             rows[indices] = batch
             bar.update(len(indices))
     return rows
+
+
+class _RetracingNotice(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _one_graph_per_length():
+    """One graph per sequence length is by design: TensorFlow's notice that
+    a function was traced often would only alarm the reader."""
+    notice, tensorflow_logger = _RetracingNotice(), logging.getLogger("tensorflow")
+    tensorflow_logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        tensorflow_logger.removeFilter(notice)
 
 
 def _write_shard(shards, digests, rows):
