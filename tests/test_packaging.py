@@ -155,8 +155,11 @@ def test_text_notebook_runs_on_the_installed_form(installed, tmp_path):
     assert any('pip", "install"' in "".join(c["source"]) for c in cells), "the install cell changed"
     code = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     (tmp_path / "notebook.py").write_text(code)
-    output = _run(installed, "python", "notebook.py", cwd=tmp_path, TFXFER_NOTEBOOK_SMALL="1", MPLBACKEND="Agg")
+    encoder = str(write_bert_folder(tmp_path / "encoder"))  # offline: a tiny BERT for KerasHub's preset
+    settings = {"TFXFER_NOTEBOOK_SMALL": "1", "MPLBACKEND": "Agg", "TFXFER_NOTEBOOK_ENCODER": encoder}
+    output = _run(installed, "python", "notebook.py", cwd=tmp_path, **settings)
     assert "test accuracy" in output and (tmp_path / "served" / "20news" / "saved_model.pb").exists()
+    assert "sentence encoder + TF-IDF: test accuracy" in output
 
 
 SERVED_NAMES = """

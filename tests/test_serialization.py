@@ -58,6 +58,8 @@ FACTORIES = {
     ),
     "GradientReversal": lambda: (GradientReversal(0.3), RNG.normal(size=(4, 5)).astype("float32")),
     "HubFeatures": None,  # needs the session's module: see test below
+    # needs a KerasHub encoder: its .keras round trip (safe mode) is in tests/test_encoder_folders.py
+    "HybridTextFeatures": None,
     "ImageBackbone": lambda: (
         tfxfer.ImageBackbone("mobilenet_v2", weights=None, input_size=32),
         RNG.integers(0, 256, (2, 32, 32, 3)).astype("uint8"),

@@ -31,7 +31,6 @@ AUTO_PAIRS = 2000
 MAX_ITERATIONS = 20
 
 
-@keras.saving.register_keras_serializable(package="tfxfer")
 class PairSimilarityTrainer(keras.Model):
     """Trains `encoder` (strings in, one vector per string out) on batches
     `((texts_a, texts_b), similarity)`: the cosine similarity of the two
