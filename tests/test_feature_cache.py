@@ -243,8 +243,8 @@ def test_refit_learns_from_the_validation_examples_too(tmp_path):
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_solve_gives_the_weights_of_one_multi_class_linear_svc(sparse):
-    """The one-against-rest problems solved in parallel threads give the
-    weights scikit-learn's multi-class LinearSVC gives, sample weights
+    """The one-against-rest problems (solved in parallel threads where the
+    solver is the primal one) give the weights scikit-learn's multi-class LinearSVC gives, sample weights
     included; a class with no example gets a bias that never wins."""
     import scipy.sparse
     from sklearn.svm import LinearSVC
@@ -262,6 +262,24 @@ def test_solve_gives_the_weights_of_one_multi_class_linear_svc(sparse):
     np.testing.assert_allclose(kernel[:, :4], svm.coef_.T, atol=1e-6)
     np.testing.assert_allclose(bias[:4], svm.intercept_, atol=1e-6)
     assert np.all(kernel[:, 4] == 0) and bias[4] == -30.0
+
+
+def test_a_wide_solve_gives_the_same_head_every_time():
+    """More features than examples (a TF-IDF): liblinear's dual solver draws
+    its order of examples from one generator all threads would share, so
+    these problems are solved one after the other: bit for bit the same head
+    for a seed (in parallel threads, repeats differed by up to 3e-7 here)."""
+    import scipy.sparse
+
+    from tfxfer.transfer.solved_head import solve
+
+    features = scipy.sparse.random(1500, 20000, density=0.005, random_state=0, format="csr")
+    labels = np.random.default_rng(0).integers(0, 10, 1500)
+    first = solve(features, labels, None, c=1.0, seed=0, units=10)
+    for _ in range(3):
+        again = solve(features, labels, None, c=1.0, seed=0, units=10)
+        np.testing.assert_array_equal(again[0], first[0])
+        np.testing.assert_array_equal(again[1], first[1])
 
 
 def test_solved_head_chooses_c_on_validation_scaled_to_the_features():

@@ -54,9 +54,13 @@ def head_inputs(head, dense, *features):
 def solve(inputs, labels, weights, c, seed, units):
     """A `LinearSVC` (one class against the rest) of `labels` on `inputs`,
     as a dense layer's `(kernel, bias)` with `units` outputs. The classes'
-    problems are independent, so they are solved in parallel threads
-    (liblinear releases the GIL): the same result as one multi-class
-    `LinearSVC`, in half the time on 2 cores."""
+    problems are independent: with more examples than features (liblinear's
+    primal solver, which draws no random numbers) they are solved in
+    parallel threads (liblinear releases the GIL), the same result as one
+    multi-class `LinearSVC` in half the time on 2 cores. Wider inputs (a
+    TF-IDF) go to the dual solver, whose random order of examples comes
+    from one generator shared by every thread: solved one after the other,
+    so that a seed gives the same head every time."""
     from sklearn.svm import LinearSVC
 
     labels = np.asarray(labels)
@@ -70,9 +74,11 @@ def solve(inputs, labels, weights, c, seed, units):
     if len(classes) == 2:  # one problem: class 1's score, class 0's its negative
         coef, intercept = one_against_rest(classes[1])
         rows = [(-coef, -intercept), (coef, intercept)]
-    else:
+    elif inputs.shape[0] > inputs.shape[1]:  # the primal solver: no shared random state to race on
         with ThreadPoolExecutor(min(len(classes), os.cpu_count() or 1)) as pool:
             rows = list(pool.map(one_against_rest, classes))
+    else:
+        rows = [one_against_rest(positive) for positive in classes]
     kernel = np.zeros((inputs.shape[1], units), "float32")
     bias = np.full(units, -30.0, "float32")  # a class never seen is not predicted
     kernel[:, classes] = np.stack([row for row, _ in rows], axis=1)
