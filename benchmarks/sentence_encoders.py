@@ -21,6 +21,8 @@ first row that reads a text pays for it), rows:
   self-train the head (`--text-encoder vectors --contrastive N`);
 - hybrid + self-training: TF-IDF beside the frozen encoder
   (`--contrastive 0`);
+- hybrid + head: the same on the labels alone (`--contrastive 0
+  --unlabelled none`);
 - embedded: today's default source (`--source embedded`: TF-IDF beside
   the shipped word vectors);
 - TF-IDF (1-2 grams, sublinear) + LinearSVC on the same labelled posts.
@@ -50,12 +52,13 @@ ROWS = {
     "contrastive + head": ["--text-encoder", "vectors", "--contrastive", "N", "--unlabelled", "none"],
     "contrastive + self-training": ["--text-encoder", "vectors", "--contrastive", "N"],
     "hybrid + self-training": ["--contrastive", "0"],
+    "hybrid + head": ["--contrastive", "0", "--unlabelled", "none"],
     "embedded (today's default)": None,
 }
 SHORT = {"defaults": "defaults", "defaults-none": "defaults, no unlabelled data", "frozen": "frozen + head"}
 SHORT |= {"contrastive": "contrastive + head"}
 SHORT |= {"contrastive-self": "contrastive + self-training", "hybrid": "hybrid + self-training"}
-SHORT |= {"embedded": "embedded (today's default)"}
+SHORT |= {"hybrid-head": "hybrid + head", "embedded": "embedded (today's default)"}
 
 
 def minilm_folder():
