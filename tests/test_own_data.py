@@ -396,3 +396,20 @@ def test_hidden_folders_are_no_class_in_any_folder_layout_and_are_named(tmp_path
         assert load_image_data(images).class_names == ["5", "6", "7"]
     notices = [m for m in caplog.messages if "skipping hidden .ipynb_checkpoints" in m]
     assert sorted({m.split("'")[1] for m in notices}) == sorted([str(texts), str(images)])
+
+
+def test_a_relative_data_path_is_recorded_absolute_and_evaluated_from_anywhere(tmp_path, monkeypatch):
+    first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
+    write_tickets((first.mkdir() or first) / "tickets.csv", ticket_rows(60))
+    write_tickets((elsewhere.mkdir() or elsewhere) / "tickets.csv", ticket_rows(60, seed=9))  # the same name
+    (first / "mini_newsgroup").mkdir()  # a folder named like a dataset: the name still means the dataset
+    monkeypatch.chdir(first)
+    fit = ["fit", "text", "--data", "tickets.csv", "--run-dir", tmp_path / "run", "--no-export", "--quiet"]
+    assert _cli(*fit, "--head-epochs", "1").exit_code == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == str(first / "tickets.csv")
+    named = ["fit", "text", "--data", "mini_newsgroup", "--run-dir", tmp_path / "named", "--no-export", "--quiet"]
+    assert _cli(*named, "--head-epochs", "1").exit_code == 0
+    assert json.loads((tmp_path / "named" / "config.json").read_text())["data"] == "mini_newsgroup"
+    monkeypatch.chdir(elsewhere)
+    evaluated = _cli("evaluate", tmp_path / "run")
+    assert evaluated.exit_code == 0 and f"of {first / 'tickets.csv'}" in evaluated.output, evaluated.output
