@@ -109,7 +109,7 @@ def encoder_cache_folders():
     cache = path("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
     hub = path("HF_HUB_CACHE") or os.path.join(path("HF_HOME", os.path.join(cache, "huggingface")), "hub")
     sentence = path("SENTENCE_TRANSFORMERS_HOME", os.path.join(cache, "torch", "sentence_transformers"))
-    return hub, sentence
+    return os.path.abspath(hub), os.path.abspath(sentence)
 
 
 def tfhub_cache_folder():
