@@ -128,6 +128,10 @@ def test_the_hybrid_puts_tfidf_beside_the_encoder_caches_each_part_and_round_tri
     labels = np.array([0, 1, 0, 1, 0, 1, 0, 1])
     model = tfxfer.TextClassifier.from_preset(str(folder), 2, texts=texts, encoder="hybrid")
     source = model.backbone
+    # "auto" (what the CLI passes): the hybrid for a sentence encoder given texts, else the encoder alone.
+    assert isinstance(tfxfer.TextClassifier.from_preset(str(folder), 2, texts=texts, encoder="auto").backbone,
+                      HybridTextFeatures)  # fmt: skip
+    assert isinstance(tfxfer.TextClassifier.from_preset(str(folder), 2, encoder="auto").backbone, KerasHubFeatures)
     assert isinstance(source, HybridTextFeatures) and model.feature_scaling is None
     assert not model.fine_tunes_by_default and list(source.block_groups)[0] == "embeddings"
     called = tf.sparse.to_dense(source(tf.constant(texts))).numpy()

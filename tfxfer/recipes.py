@@ -35,7 +35,7 @@ from tfxfer.plots import confusion_matrix
 from tfxfer.predicting import check_output, predict_examples, read_inputs, write_predictions
 from tfxfer.run_folder import RunFolder
 from tfxfer.sources.encoder_folders import cached_encoders, describe
-from tfxfer.sources.kerashub import is_sentence_encoder, preset_rows
+from tfxfer.sources.kerashub import preset_rows
 from tfxfer.sources.registry import get_preset, presets
 from tfxfer.sources.resolve import hub_cache_modules, resolve
 from tfxfer.tasks import ImageClassifier, TextClassifier
@@ -196,16 +196,11 @@ class TextRecipe(Recipe):
                 f"--text-encoder applies to word-vector sources and KerasHub encoders; {config.source!r} is a "
                 "TF-Hub text module with its own encoder: drop --text-encoder."
             )
-        if form == "kerashub":
-            if config.text_encoder == "rnn":
-                raise ValueError(
-                    "--text-encoder rnn reads word vectors token by token; a KerasHub encoder gives one vector per "
-                    "text: pass --text-encoder vectors or hybrid."
-                )
-            # A sentence encoder beside a TF-IDF by default; a classification
-            # backbone (CLS, made to be fine-tuned) alone.
-            default = "hybrid" if is_sentence_encoder(config.source) else "vectors"
-            return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or default))
+        if form == "kerashub" and config.text_encoder == "rnn":
+            raise ValueError(
+                "--text-encoder rnn reads word vectors token by token; a KerasHub encoder gives one vector per "
+                "text: pass --text-encoder vectors or hybrid."
+            )
         if form == "vectors":
             return TextRecipe(dataclasses.replace(config, text_encoder=config.text_encoder or "hybrid"))
         return self
@@ -220,8 +215,9 @@ class TextRecipe(Recipe):
         # The vocabulary comes from all training text: unlabelled text is cheap.
         texts = data.x_train if unlabelled is None else np.concatenate([data.x_train, unlabelled])
         options = {"encoder": config.text_encoder} if config.text_encoder else {}
-        if config.sequence_length:
-            options["sequence_length"] = config.sequence_length
+        if resolve(config.source, "text").form == "kerashub":
+            # A sentence encoder beside a TF-IDF unless told; a classification backbone (made to be fine-tuned) alone.
+            options = {"encoder": config.text_encoder or "auto", "sequence_length": config.sequence_length}
         return TextClassifier.from_preset(
             config.source, len(data.class_names), texts=texts, seed=config.seed, **self.labels(data), **options
         )

@@ -172,17 +172,6 @@ def _declared_text_options(preset, folder):
     return {"pooling": config["pooling_mode"], "normalize": bool(config.get("normalize", False))}
 
 
-def is_sentence_encoder(preset):
-    """Whether `preset` declares a pooling of its token vectors (a Hugging
-    Face / sentence-transformers folder, or a KerasHub text embedder preset
-    on disk): an encoder trained to embed whole texts, used frozen. Reads
-    local files only."""
-    preset = os.path.expanduser(os.fspath(preset))
-    if encoder_folders.is_encoder_folder(preset):
-        return True
-    return "pooling" in _declared_text_options(preset, local_preset(preset, kind="text"))
-
-
 def _is_text(backbone):
     return getattr(backbone, "token_embedding", None) is not None  # None on image backbones
 

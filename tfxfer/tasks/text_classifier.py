@@ -173,7 +173,9 @@ class TextClassifier(Task):
                 a Hugging Face / sentence-transformers folder) `encoder`
                 (`"vectors"`: its pooled vector alone, the default;
                 `"hybrid"`: beside a TF-IDF of `texts`,
-                `HybridTextFeatures`) and `sequence_length`; a TF-Hub
+                `HybridTextFeatures`; `"auto"`, what `tfxfer fit text`
+                passes: the hybrid for a sentence encoder) and
+                `sequence_length`; a TF-Hub
                 module is used as it is.
             class_names, multi_label: as the constructor takes them.
         """
@@ -199,8 +201,10 @@ class TextClassifier(Task):
     @classmethod
     def _on_kerashub(cls, location, num_classes, texts, dropout, labels, encoder="vectors", **options):
         """A classifier on a KerasHub text encoder: alone (`"vectors"`), or
-        beside a TF-IDF of `texts` (`"hybrid"`, `HybridTextFeatures`)."""
-        check_choice("encoder", encoder, ("vectors", "hybrid"))
+        beside a TF-IDF of `texts` (`"hybrid"`, `HybridTextFeatures`);
+        `"auto"`: the hybrid for a sentence encoder (a declared pooling) when
+        `texts` are given, else the encoder alone."""
+        check_choice("encoder", encoder, ("vectors", "hybrid", "auto"))
         unknown = sorted(set(options) - {"sequence_length"})
         if unknown:
             raise ValueError(
@@ -208,6 +212,8 @@ class TextClassifier(Task):
                 "'hybrid') and sequence_length= only."
             )
         source = KerasHubFeatures.from_preset(location, kind="text", **options)
+        if encoder == "auto":
+            encoder = "hybrid" if source.pooling is not None and texts is not None else "vectors"
         if encoder == "vectors":
             return cls(source, num_classes, dropout=dropout, **labels)
         if texts is None:
