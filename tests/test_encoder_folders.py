@@ -207,3 +207,27 @@ def test_sources_lists_the_encoder_folders_in_the_hugging_face_and_sentence_tran
     # What it lists is a source as it is.
     model = tfxfer.TextClassifier.from_preset(location.removeprefix("cached: "), 2)
     assert model.predict(TEXTS, verbose=0).shape == (4, 2)
+
+
+def test_fine_tuning_the_hybrid_trains_its_encoder_and_leaves_the_tfidf_as_adapted(tmp_path, cache):
+    folder = write_bert_folder(tmp_path / "encoder")
+    texts = np.array([*TEXTS, "orbit launch", "god faith", "rocket orbit launch", "faith god god"], dtype=object)
+    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    model = tfxfer.TextClassifier.from_preset(str(folder), 2, texts=texts, encoder="hybrid")
+    encoder_before = [np.array(w) for w in model.backbone.encoder.weights]
+    idf_before = np.array(model.backbone.weighting.idf)
+    tfxfer.fine_tune(model, texts, labels, epochs=3, batch_size=2, warmup_epochs=0, unfreeze="all", verbose=0)
+    assert any(not np.allclose(a, np.array(b)) for a, b in zip(encoder_before, model.backbone.encoder.weights))
+    np.testing.assert_array_equal(np.array(model.backbone.weighting.idf), idf_before)
+
+
+def test_fine_tuning_the_word_vector_hybrid_trains_its_vectors():
+    """The vectors beside the TF-IDF learn (`tf.sparse.concat`, which joined
+    them before, passes no gradient: they never moved)."""
+    texts = np.array([*TEXTS, "orbit launch", "god faith", "rocket orbit launch", "faith god god"], dtype=object)
+    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    model = tfxfer.TextClassifier.from_word_vectors(None, texts, 2, dim=4, encoder="hybrid")
+    embedding = next(layer for layer in model.backbone.layers if layer.name == "word_embedding")
+    before = np.array(embedding.embeddings)
+    tfxfer.fine_tune(model, texts, labels, epochs=3, batch_size=2, warmup_epochs=0, unfreeze="all", verbose=0)
+    assert not np.allclose(np.array(embedding.embeddings), before)

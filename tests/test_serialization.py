@@ -80,9 +80,10 @@ FACTORIES = {
     "SpectralShrinkage": lambda: (SpectralShrinkage(1e-3, k=2), RNG.normal(size=(4, 5)).astype("float32")),
     "TextClassifier": lambda: (tfxfer.TextClassifier.from_word_vectors(None, TEXTS, 2, dim=4), TEXTS),
     # In the hybrid encoder: its term counter standardizes with this function,
-    # and its pooled vectors join the sparse TF-IDF as sparse rows.
+    # and its pooled vectors join the sparse TF-IDF as sparse rows, side by side.
     "word_tokens": lambda: _hybrid(),
     "SparseRows": lambda: _hybrid(),
+    "SparseConcatenate": lambda: _hybrid(),
 }
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
 

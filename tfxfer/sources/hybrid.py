@@ -17,7 +17,7 @@ import keras
 import scipy.sparse
 import tensorflow as tf
 
-from tfxfer.sources.text_encoding import tfidf_features_layers
+from tfxfer.sources.text_encoding import sparse_side_by_side, tfidf_features_layers
 
 VECTOR_WEIGHT = 0.5
 
@@ -78,7 +78,7 @@ class HybridTextFeatures(keras.layers.Layer):
     def call(self, strings, training=False):
         vectors = tf.cast(self.encoder(strings, training=training), self.compute_dtype)
         vectors = self.vector_weight * tf.math.l2_normalize(vectors, axis=-1)
-        return tf.sparse.concat(1, [self.tfidf(strings), tf.sparse.from_dense(vectors)])
+        return sparse_side_by_side([self.tfidf(strings), tf.sparse.from_dense(vectors)])
 
     @property
     def feature_dim(self):
