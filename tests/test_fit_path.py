@@ -301,3 +301,18 @@ def test_a_tpu_strategy_without_a_tpu_and_zero_demo_seeds_are_one_line(tmp_path,
     assert not (tmp_path / "r").exists()
     seeds = CliRunner().invoke(main, ["demo", "--seeds", "0"])
     assert seeds.exit_code == 2 and "0 is not in the range x>=1" in seeds.output
+
+
+def test_loading_a_model_with_an_unbuilt_optimizer_warns_nothing(tmp_path):
+    import warnings
+
+    import tfxfer
+
+    model = tfxfer.TextClassifier.from_word_vectors(None, ["rocket orbit", "god faith"], 2, dim=4)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")  # compiled, never trained: a solved head
+    model.save(tmp_path / "m.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = tfxfer.load_model(tmp_path / "m.keras")
+    assert [str(warning.message) for warning in caught if "optimizer" in str(warning.message)] == []
+    assert loaded.predict(["rocket"], verbose=0).shape == (1, 2)

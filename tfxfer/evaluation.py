@@ -2,6 +2,7 @@
 
 import os
 import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -70,7 +71,11 @@ def load_model(path, safe_mode=True):
             "overwritten). Rerun the fit that wrote it (`tfxfer fit ... --overwrite` in a run folder)."
         )
     try:
-        return keras.saving.load_model(path, safe_mode=safe_mode)
+        with warnings.catch_warnings():
+            # A model compiled but never trained by Keras (a solved head) saves an optimizer without its
+            # slots; Keras then warns on every load. tfxfer resumes from checkpoints, never from this state.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer", category=UserWarning)
+            return keras.saving.load_model(path, safe_mode=safe_mode)
     except ValueError as error:
         if safe_mode and "safe_mode" in str(error):
             reason = " ".join(str(error).split()).split(". ")[0].rstrip(".") + "."  # Keras' first sentence names it
