@@ -241,7 +241,8 @@ def fit(config, run_dir, overwrite=False):
     run = RunFolder(run_dir)
     with run.lock():  # one process per folder
         if not overwrite:
-            _refuse_changed_data(run, config, "rerun", "pass --overwrite to start over on the data as it is now")
+            fix = "pass --overwrite to start over on the data as it is now"
+            _refuse_changed_data(run, config, "rerun", fix, current=files)
         run.start({**config.record(data.class_names), "data_files": files}, overwrite)
         if config.export:
             run.check_export_free()
@@ -252,8 +253,9 @@ def _data_paths(config):
     return {"data": config.data, "test_data": config.test_data}
 
 
-def _refuse_changed_data(run, config, what, fix, record=None):
-    """Refuses to `what` a run whose `--data` / `--test-data` changed since it read them."""
+def _refuse_changed_data(run, config, what, fix, record=None, current=None):
+    """Refuses to `what` a run whose `--data` / `--test-data` changed since
+    it read them (`current`: their fingerprints now, where already taken)."""
     if record is None:
         if not os.path.isfile(run.config_file):
             return
@@ -261,7 +263,7 @@ def _refuse_changed_data(run, config, what, fix, record=None):
             record = run.read_config()
         except ValueError:
             return  # a damaged config: `RunFolder.start` names it
-    changed = identity.changes(_data_paths(config), record.get("data_files"))
+    changed = identity.changes(_data_paths(config), record.get("data_files"), current)
     if changed:
         raise ValueError(f"Cannot {what} the run in '{run.path}': {'; '.join(changed)}. To go on, {fix}.")
 

@@ -50,9 +50,11 @@ def fingerprints(paths):
     return {name: fingerprint(path) for name, path in paths.items() if isinstance(path, str) and os.path.exists(path)}
 
 
-def changes(paths, recorded):
+def changes(paths, recorded, current=None):
     """One line for each of `paths` whose `recorded` fingerprint no longer
-    matches what is there (or that is gone)."""
+    matches what is there (or that is gone). `current`: their
+    `fingerprints`, where the caller has them already (a file is read once)."""
+    current = current or {}
     lines = []
     for name, before in (recorded or {}).items():
         path = paths.get(name)
@@ -60,7 +62,7 @@ def changes(paths, recorded):
         if not path or not os.path.exists(path):
             lines.append(f"{where} is gone since the run read it")
             continue
-        now = fingerprint(path)
+        now = current.get(name) or fingerprint(path)
         if now == before:
             continue
         if before.get("kind") == "folder" and now.get("kind") == "folder" and before.get("files") != now.get("files"):

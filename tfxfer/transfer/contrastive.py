@@ -91,13 +91,14 @@ def contrastive_pairs(y, iterations, seed=0):
     y = np.asarray(y)
     rng = np.random.default_rng(seed)
     members = {label: np.flatnonzero(y == label) for label in np.unique(y)}
+    others = {label: np.flatnonzero(y != label) for label in members}  # once, not per text and iteration
     first, second, similarity = [], [], []
     for _ in range(iterations):
         for index, label in enumerate(y):
             same = members[label][members[label] != index]
             if len(same):
                 first.append(index), second.append(rng.choice(same)), similarity.append(1.0)
-            other = np.flatnonzero(y != label)
+            other = others[label]
             if len(other):
                 first.append(index), second.append(rng.choice(other)), similarity.append(0.0)
     order = rng.permutation(len(first))
@@ -167,14 +168,12 @@ def contrastive_fine_tune(
     own_length = encoder.preprocessing.sequence_length
     trainer = PairSimilarityTrainer(encoder, name="pair_similarity")
     encoder.trainable = True
-    if sequence_length:
-        encoder.preprocessing.sequence_length = min(int(sequence_length), own_length)
     try:
-        return fit_stage(
-            model, dataset, name="contrastive", epochs=iterations, learning_rate=learning_rate, optimizer="adamw",
-            trainer=trainer, steps_per_epoch=per_epoch, checkpoint_dir=checkpoint_dir, callbacks=list(callbacks),
-            verbose=verbose,
-        )  # fmt: skip
+        with encoder.reading(min(int(sequence_length or own_length), own_length)):
+            return fit_stage(
+                model, dataset, name="contrastive", epochs=iterations, learning_rate=learning_rate, optimizer="adamw",
+                trainer=trainer, steps_per_epoch=per_epoch, checkpoint_dir=checkpoint_dir, callbacks=list(callbacks),
+                verbose=verbose,
+            )  # fmt: skip
     finally:
-        encoder.preprocessing.sequence_length = own_length
         encoder.trainable = False
