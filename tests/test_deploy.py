@@ -2,6 +2,7 @@
 (ai-edge-litert, onnxruntime) against the Keras model; the refusals."""
 
 import json
+import math
 import os
 import sys
 import zipfile
@@ -116,6 +117,45 @@ def test_int8_can_keep_the_layers_quantization_hurts_most_in_float(digits_run):
     assert np.mean(runner(representative)["probabilities"].argmax(1) == reference) >= 0.95
     # Where full int8 already agrees, nothing is kept in float.
     assert litert.convert_int8(serving, representative, reference)[1] == []
+
+
+def _constants(flatbuffer):
+    """`(type name, values)` of each constant tensor of a LiteRT file."""
+    from tfxfer import _compat
+
+    model = _compat.read_litert(flatbuffer)
+    names = {_compat.litert_tensor_type(name): name for name in ("FLOAT16", "FLOAT32", "INT32")}
+    return [
+        (names.get(tensor.type, "other"), math.prod(tensor.shape))
+        for tensor in model.subgraphs[0].tensors
+        if model.buffers[tensor.buffer].data is not None and len(model.buffers[tensor.buffer].data)
+    ]
+
+
+def test_float16_keeps_the_small_weights_in_float32(digits_run, tmp_path):
+    from tfxfer.deploy import litert
+    from tfxfer.exporting import serving_inputs, write_endpoint
+
+    run, model, x, _ = digits_run
+    serving = str(tmp_path / "serving")
+    write_endpoint(model, serving, lambda inputs: deploy.serving_outputs(model, inputs), serving_inputs(model)[0])
+    mixed = litert.convert(serving, "float16")
+    rounded = litert._converted(litert._converter(serving, "float16"))  # TensorFlow's converter alone
+    small = litert.FLOAT16_MIN_ELEMENTS
+    assert any(kind == "FLOAT16" and size < small for kind, size in _constants(rounded))
+    assert all(size >= small for kind, size in _constants(mixed) if kind == "FLOAT16")
+    assert any(kind == "FLOAT16" for kind, _ in _constants(mixed))  # the large weights are still halved
+    assert any(kind == "FLOAT32" and size < small for kind, size in _constants(mixed))
+    assert len(rounded) / 2 < len(mixed) < 1.05 * len(rounded)
+
+    want = _keras_probabilities(model, x)
+    differences = []
+    for name, flatbuffer in (("mixed", mixed), ("rounded", rounded)):
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(flatbuffer)
+        served = LiteRTRunner(path)(x)["probabilities"]
+        differences.append(np.max(np.abs(served - want)))
+    assert differences[0] <= differences[1]
 
 
 def test_the_default_litert_export_is_int8_calibrated_on_training_images(digits_run, tmp_path):

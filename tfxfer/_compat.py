@@ -7,6 +7,7 @@ loudly in the tests instead of quietly inside a training run.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 # "owner.attribute" -> why tfxfer needs it.
@@ -24,6 +25,13 @@ PRIVATE_NAMES = {
         "write weights in the Keras 2 .h5 layout Keras Applications ships (tests)"
     ),
     "tf.__internal__.tracking.AutoTrackable": "a SavedModel root with assignable `variables`",
+    "tensorflow.lite.tools.flatbuffer_utils.read_model_from_bytearray": (
+        "edit a LiteRT file: TensorFlow's converter cannot keep chosen weights out of float16"
+    ),
+    "tensorflow.lite.tools.flatbuffer_utils.convert_object_to_bytearray": "write an edited LiteRT file",
+    "tensorflow.lite.python.schema_py_generated.BufferT": "a new constant in an edited LiteRT file",
+    "tensorflow.lite.python.schema_py_generated.BuiltinOperator": "the names of a LiteRT file's ops",
+    "tensorflow.lite.python.schema_py_generated.TensorType": "the types of a LiteRT file's tensors",
     "sklearn.datasets._twenty_newsgroups.strip_newsgroup_header": "20 Newsgroups cleaning by scikit-learn's rules",
     "sklearn.datasets._twenty_newsgroups.strip_newsgroup_footer": "20 Newsgroups cleaning by scikit-learn's rules",
     "sklearn.datasets._twenty_newsgroups.strip_newsgroup_quoting": "20 Newsgroups cleaning by scikit-learn's rules",
@@ -163,3 +171,44 @@ def write_legacy_h5_weights(model, path):
     with h5py.File(path, "w") as file:
         legacy_h5_format.save_weights_to_hdf5_group(file, model)
     return path
+
+
+def read_litert(flatbuffer):
+    """A LiteRT file's bytes as TensorFlow's mutable object form of its
+    schema (`subgraphs`, `operators`, `tensors`, `buffers`)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+
+
+def write_litert(model):
+    """The bytes of a LiteRT file read (and edited) with `read_litert`."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def litert_op_name(model, operator):
+    """The builtin name of `operator` ("CONV_2D", "DEQUANTIZE") in a `read_litert` model."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    code = model.operatorCodes[operator.opcodeIndex]
+    number = max(code.builtinCode, code.deprecatedBuiltinCode)  # small codes live in the deprecated field
+    return next(name for name, value in vars(schema.BuiltinOperator).items() if value == number)
+
+
+def litert_tensor_type(name):
+    """The schema's number for a tensor type ("FLOAT16", "FLOAT32")."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return getattr(schema.TensorType, name)
+
+
+def add_litert_buffer(model, data):
+    """Appends a constant buffer holding `data` (bytes) to a `read_litert` model: its index."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(data, dtype=np.uint8)
+    model.buffers.append(buffer)
+    return len(model.buffers) - 1

@@ -51,7 +51,7 @@ MANIFEST = "manifest.json"
 def resolve_quantize(format, quantize, model, representative_data):
     """`quantize` checked against `format`; `"auto"` resolved: for LiteRT,
     int8 for an image model given representative images (what mobile
-    accelerators run fastest, a quarter of the size), float16 otherwise
+    accelerators run fastest, under a third of the size), float16 otherwise
     (half the size; dynamic-range changes too many of MobileNetV2's top
     classes); none elsewhere."""
     if format not in FORMATS:
