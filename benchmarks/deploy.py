@@ -70,7 +70,7 @@ def main():
     model = tfxfer.load_model(os.path.join(args.run_dir, "model.keras"))
     x_test = tfxfer.data.load_image_data(CIFAR).x_test  # the CLI's test split (seed 0)
     threads = os.cpu_count()
-    rows, keys, float_layers, refused = [], [], {}, []
+    rows, keys, float_layers, per_tensor, refused = [], [], {}, {}, []
     with tempfile.TemporaryDirectory() as out:
         for format, quantize in EXPORTS:
             path = os.path.join(out, f"{format}-{quantize}")
@@ -97,6 +97,8 @@ def main():
             label = f"{quantize}" + (f" (= {manifest['quantize']})" if quantize == "auto" else "")
             if manifest.get("float_layers"):
                 float_layers[quantize] = manifest["float_layers"]
+            if "per_tensor_layers" in manifest:
+                per_tensor[quantize] = manifest["per_tensor_layers"]
             latency = median_ms(runner, x_test, args.repeats)
             rows.append(
                 (
@@ -130,6 +132,8 @@ def main():
         print(f"refused: {line}")
     for quantize, layers in float_layers.items():
         print(f"{quantize}: kept in float: {', '.join(layers)}")
+    for quantize, count in per_tensor.items():
+        print(f"{quantize}: {count} layers stored per tensor")
     by_key = dict(zip(keys, rows, strict=True))
     float_file, saved = by_key[("litert", "none")], by_key[("saved_model", "none")]
     for quantize in ("auto", "int8-only"):

@@ -90,6 +90,7 @@ def test_litert_files_serve_what_keras_predicts_and_carry_their_labels(digits_ru
         record = json.loads((run / "representative.json").read_text())
         assert record["examples"] == 300 and record["seed"] == 0 and len(set(record["indices"])) == 300
         assert metadata["float_layers"] == []  # digits quantizes well: nothing kept in float
+        assert isinstance(metadata["per_tensor_layers"], int)
     else:  # uint8 images of any size, resized in the graph as in the SavedModel
         assert details["dtype"] is np.uint8 and list(details["shape_signature"]) == [-1, -1, -1, 1]
     if quantize == "int8-only":  # integer-only: no float layer; one float tensor, the pixels' requantization
@@ -117,6 +118,54 @@ def test_int8_can_keep_the_layers_quantization_hurts_most_in_float(digits_run):
     assert np.mean(runner(representative)["probabilities"].argmax(1) == reference) >= 0.95
     # Where full int8 already agrees, nothing is kept in float.
     assert litert.convert_int8(serving, representative, reference)[1] == []
+
+
+def test_int8_stores_per_tensor_the_layers_where_that_changes_no_top_class(digits_run, tmp_path):
+    from tfxfer import _compat
+    from tfxfer.deploy import litert
+    from tfxfer.exporting import write_endpoint
+
+    run, model, x, _ = digits_run
+    representative = x[:120].astype(np.float32)
+    reference = _keras_probabilities(model, representative).argmax(1)
+    serving = str(tmp_path / "serving")
+    write_endpoint(model, serving, *litert.int8_endpoint(model, representative.shape[1:]))
+    per_channel, _ = litert._int8_file(serving, representative, reference, integer_only=True)
+
+    # One layer by hand: one scale and zero point; each weight within half a step of its per-channel value.
+    edited = _compat.read_litert(per_channel)
+    layers = litert._per_channel_layers(edited)
+    graph = edited.subgraphs[layers[0][0]]
+    operator = graph.operators[layers[0][1]]
+    weights, bias = graph.tensors[operator.inputs[1]], graph.tensors[operator.inputs[2]]
+    scales, bias_scales = np.asarray(weights.quantization.scale), np.asarray(bias.quantization.scale)
+    assert len(layers) >= 2 and len(scales) > 1
+    before = litert._constant(edited, weights, np.int8).reshape(len(scales), -1) * scales[:, None]
+    bias_before = litert._constant(edited, bias, np.int32) * bias_scales
+    litert._requantize_per_tensor(edited, graph, operator)
+    assert len(weights.quantization.scale) == len(weights.quantization.zeroPoint) == len(bias.quantization.scale) == 1
+    after = litert._constant(edited, weights, np.int8).reshape(len(scales), -1) * weights.quantization.scale[0]
+    assert 0 < np.max(np.abs(after - before)) <= scales.max() / 2 + 1e-7
+    bias_after = litert._constant(edited, bias, np.int32) * bias.quantization.scale[0]
+    np.testing.assert_allclose(bias_after, bias_before, atol=bias.quantization.scale[0])
+    assert len(_compat.write_litert(edited)) < len(per_channel)
+
+    # The search keeps only what costs nothing on the calibration images: agreeing with Keras at
+    # least as often, giving its classes at least as much probability (digits: nothing, here).
+    flatbuffer, count = litert._per_tensor_where_harmless(per_channel, representative, reference)
+    held, before = (litert._fidelity(f, representative, reference) for f in (flatbuffer, per_channel))
+    assert held[0] >= before[0] and held[1] >= before[1]
+    assert count or flatbuffer == per_channel
+    # A layer whose channels already share one scale loses nothing per tensor: stored so, smaller.
+    weights.quantization.scale = np.full(len(scales), weights.quantization.scale[0], np.float32)
+    weights.quantization.zeroPoint = np.zeros(len(scales), np.int64)
+    bias.quantization.scale = np.full(len(scales), bias.quantization.scale[0], np.float32)
+    bias.quantization.zeroPoint = np.zeros(len(scales), np.int64)
+    uniform = _compat.write_litert(edited)
+    flatbuffer, count = litert._per_tensor_where_harmless(uniform, representative, reference)
+    assert count >= 1 and len(flatbuffer) < len(uniform)
+    held, before = (litert._fidelity(f, representative, reference) for f in (flatbuffer, uniform))
+    assert held[0] >= before[0] and held[1] >= before[1]
 
 
 def _constants(flatbuffer):

@@ -101,7 +101,10 @@ def export(model, path, format="saved_model", quantize="auto", representative_da
             `resolve_quantize`. int8 keeps up to three layers in float where
             that holds the top class (`litert.convert_int8`, named in the
             manifest's `float_layers`); int8-only never does, for
-            integer-only hardware.
+            integer-only hardware. Both store per tensor the layers for
+            which that changes no calibration image's top class
+            (`per_tensor_layers`); float16 keeps weights under 1,024
+            values in float32.
         representative_data: raw images to calibrate int8 on (a few hundred
             training images); the int8 file takes images of their size.
         check_data: held-back inputs, or `(inputs, labels)`, to verify on.
@@ -162,10 +165,11 @@ def _write_file(model, folder, format, quantize, representative, metadata):
             serve, spec = litert.int8_endpoint(model, np.shape(representative)[1:])
             write_endpoint(model, serving, serve, spec)
             reference = np.concatenate([_keras_probabilities(model, batch) for batch in _batches(representative)])
-            flatbuffer, float_layers = litert.convert_int8(
+            flatbuffer, float_layers, per_tensor = litert.convert_int8(
                 serving, representative, reference.argmax(1), integer_only=quantize == "int8-only"
             )
             metadata["float_layers"] = float_layers
+            metadata["per_tensor_layers"] = per_tensor
             if float_layers:  # TensorFlow's converter keeps such a file's input in float
                 metadata["input"]["dtype"] = "float32"
         else:
