@@ -38,6 +38,10 @@ DEBUG_EXAMPLES = 50
 # rounding moves the output most: of all MobileNetV2's layers, rounding its
 # first depthwise convolution (288 values) changed the most top classes.
 FLOAT16_MIN_ELEMENTS = 1024
+# int8: a layer with fewer output channels stays per channel. Per tensor saves
+# 24 bytes a channel, under 6 KB here: too little to risk a top class the
+# calibration images, a few dozen for a small dataset, did not show.
+PER_TENSOR_MIN_CHANNELS = 256
 
 
 def convert(serving_folder, quantize):
@@ -149,7 +153,8 @@ def _int8_file(serving_folder, samples, reference_ids, integer_only):
 
 def _per_tensor_where_harmless(flatbuffer, samples, reference_ids):
     """`(flatbuffer, count)`: the int8 file with the weights of each
-    convolution (not depthwise) and dense layer, widest first, stored per
+    convolution (not depthwise) and dense layer of at least
+    `PER_TENSOR_MIN_CHANNELS` output channels, widest first, stored per
     tensor, one scale, instead of per channel, wherever the file still
     agrees with `reference_ids` (the Keras model's top classes of
     `samples`) on as many samples, and gives them as much probability on
@@ -160,7 +165,7 @@ def _per_tensor_where_harmless(flatbuffer, samples, reference_ids):
     model only."""
     floor = _fidelity(flatbuffer, samples, reference_ids)
     model, count = _compat.read_litert(flatbuffer), 0
-    for graph_index, op_index in _per_channel_layers(model):
+    for graph_index, op_index in _per_channel_layers(model, PER_TENSOR_MIN_CHANNELS):
         trial = _compat.read_litert(_compat.write_litert(model))
         graph = trial.subgraphs[graph_index]
         _requantize_per_tensor(trial, graph, graph.operators[op_index])
@@ -170,9 +175,10 @@ def _per_tensor_where_harmless(flatbuffer, samples, reference_ids):
     return (_compat.write_litert(model) if count else flatbuffer), count
 
 
-def _per_channel_layers(model):
+def _per_channel_layers(model, min_channels=2):
     """`(subgraph, op)` indices of the convolutions and dense layers whose
-    int8 weights have a scale per output channel, the most channels first."""
+    int8 weights have a scale per output channel (at least `min_channels`),
+    the most channels first."""
     found = []
     for graph_index, graph in enumerate(model.subgraphs):
         for op_index, operator in enumerate(graph.operators):
@@ -182,7 +188,8 @@ def _per_channel_layers(model):
             quantization = weights.quantization
             if weights.type != _compat.litert_tensor_type("INT8") or quantization is None:
                 continue
-            if quantization.scale is not None and len(quantization.scale) > 1 and quantization.quantizedDimension == 0:
+            channels = 0 if quantization.scale is None else len(quantization.scale)
+            if channels >= max(min_channels, 2) and quantization.quantizedDimension == 0:
                 found.append((-len(quantization.scale), graph_index, op_index))
     return [(graph_index, op_index) for _, graph_index, op_index in sorted(found)]
 
