@@ -6,6 +6,8 @@ and `tests/test_compat.py` calls it, so an upgrade that renames one fails
 loudly in the tests instead of quietly inside a training run.
 """
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -190,11 +192,15 @@ def write_litert(model):
 
 def litert_op_name(model, operator):
     """The builtin name of `operator` ("CONV_2D", "DEQUANTIZE") in a `read_litert` model."""
+    code = model.operatorCodes[operator.opcodeIndex]
+    return _litert_op_names()[max(code.builtinCode, code.deprecatedBuiltinCode)]  # small codes: deprecated field
+
+
+@functools.cache
+def _litert_op_names():
     from tensorflow.lite.python import schema_py_generated as schema
 
-    code = model.operatorCodes[operator.opcodeIndex]
-    number = max(code.builtinCode, code.deprecatedBuiltinCode)  # small codes live in the deprecated field
-    return next(name for name, value in vars(schema.BuiltinOperator).items() if value == number)
+    return {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 
 
 def litert_tensor_type(name):

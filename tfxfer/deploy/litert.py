@@ -164,15 +164,16 @@ def _per_tensor_where_harmless(flatbuffer, samples, reference_ids):
     TensorFlow's converter chooses per channel or per tensor for a whole
     model only."""
     floor = _fidelity(flatbuffer, samples, reference_ids)
-    model, count = _compat.read_litert(flatbuffer), 0
-    for graph_index, op_index in _per_channel_layers(model, PER_TENSOR_MIN_CHANNELS):
-        trial = _compat.read_litert(_compat.write_litert(model))
+    count = 0
+    for graph_index, op_index in _per_channel_layers(_compat.read_litert(flatbuffer), PER_TENSOR_MIN_CHANNELS):
+        trial = _compat.read_litert(flatbuffer)  # a fresh copy of the file as accepted so far
         graph = trial.subgraphs[graph_index]
         _requantize_per_tensor(trial, graph, graph.operators[op_index])
-        agreement, probability = _fidelity(_compat.write_litert(trial), samples, reference_ids)
+        candidate = _compat.write_litert(trial)
+        agreement, probability = _fidelity(candidate, samples, reference_ids)
         if agreement >= floor[0] and probability >= floor[1]:
-            model, count = trial, count + 1
-    return (_compat.write_litert(model) if count else flatbuffer), count
+            flatbuffer, count = candidate, count + 1
+    return flatbuffer, count
 
 
 def _per_channel_layers(model, min_channels=2):
@@ -190,7 +191,7 @@ def _per_channel_layers(model, min_channels=2):
                 continue
             channels = 0 if quantization.scale is None else len(quantization.scale)
             if channels >= max(min_channels, 2) and quantization.quantizedDimension == 0:
-                found.append((-len(quantization.scale), graph_index, op_index))
+                found.append((-channels, graph_index, op_index))
     return [(graph_index, op_index) for _, graph_index, op_index in sorted(found)]
 
 
@@ -276,9 +277,8 @@ def _agreement(flatbuffer, samples, reference_ids):
 def _fidelity(flatbuffer, samples, reference_ids):
     """`(top-1 agreement, mean probability)` of `reference_ids` in the file's outputs on `samples`."""
     scores = _scores(flatbuffer, samples)
-    return float(np.mean(scores.argmax(1) == reference_ids)), float(
-        np.mean(scores[np.arange(len(scores)), reference_ids])
-    )
+    probability = scores[np.arange(len(scores)), reference_ids]
+    return float(np.mean(scores.argmax(1) == reference_ids)), float(np.mean(probability))
 
 
 def _scores(flatbuffer, samples):
